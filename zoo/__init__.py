@@ -1,0 +1,32 @@
+"""motion-zoo: video backbones, HCML motion adapters, MSCL/MCL, and Triton motion kernels.
+
+>>> from zoo import create_model
+>>> model = create_model('r2d_18', num_classes=10)
+"""
+from . import models  # noqa: F401  (registers the model families)
+from ._builder import load_checkpoint
+from ._factory import create_model
+from ._pretrained import PretrainedCfg
+from ._registry import (
+    get_pretrained_cfg,
+    is_model,
+    list_models,
+    list_modules,
+    list_pretrained,
+    register_model,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "create_model",
+    "list_models",
+    "list_pretrained",
+    "list_modules",
+    "is_model",
+    "get_pretrained_cfg",
+    "register_model",
+    "load_checkpoint",
+    "PretrainedCfg",
+    "__version__",
+]
