@@ -41,7 +41,7 @@ def device_slug(device: str | torch.device) -> str:
 
 
 def git_revision() -> str:
-    """The repository's HEAD commit, with ``+dirty`` when tracked files differ from it ('unknown' outside git)."""
+    """The repository's HEAD commit, ``+dirty`` if tracked files differ from it, 'unknown' outside git."""
     root = Path(__file__).resolve().parent.parent
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -54,7 +54,7 @@ def git_revision() -> str:
 
 
 def env_info(device: str | torch.device = "cpu") -> dict:
-    """Where a benchmark ran: device name, torch threads, Python/torch/triton/CUDA versions, git revision, UTC time."""
+    """Where a benchmark ran: device, torch threads, Python/torch/triton/CUDA versions, git revision, time."""
     try:
         import triton
         triton_version = triton.__version__
