@@ -1,6 +1,7 @@
-"""Shared building blocks: video convolutions and 2D -> 3D weight inflation."""
+"""Shared building blocks: video convolutions, 2D -> 3D weight inflation, feature-level selection."""
 
 from .conv import Conv2Plus1D, Conv3DNoTemporal, Conv3DSimple, resolve_stride
+from .features import feature_take_indices
 from .inflate import INFLATION_MODES, inflate_conv_weight, inflate_state_dict
 
 __all__ = [
@@ -8,6 +9,7 @@ __all__ = [
     "Conv3DNoTemporal",
     "Conv3DSimple",
     "resolve_stride",
+    "feature_take_indices",
     "INFLATION_MODES",
     "inflate_conv_weight",
     "inflate_state_dict",

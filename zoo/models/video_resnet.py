@@ -46,7 +46,7 @@ from torch.utils.checkpoint import checkpoint
 from .._builder import FeatureInfo, build_model_with_cfg
 from .._pretrained import KINETICS_MEAN, KINETICS_STD, video_cfg
 from .._registry import register_model
-from ..layers import Conv2Plus1D, Conv3DNoTemporal, Conv3DSimple, inflate_state_dict
+from ..layers import Conv2Plus1D, Conv3DNoTemporal, Conv3DSimple, feature_take_indices, inflate_state_dict
 from ..layers.inflate import INFLATION_MODES
 from ._base import VideoClassifierHead, VideoModel
 
@@ -341,7 +341,7 @@ class VideoResNet(VideoModel):
             indices: level indices (negative ones count from the end), an int ``n`` for the last
                 ``n`` levels, or None for all. Stages after the last needed level are not run.
         """
-        take = _resolve_indices(indices, len(self.feature_info))
+        take = feature_take_indices(len(self.feature_info), indices)
         self.check_input(x)
         maps: dict[int, torch.Tensor] = {}
         x = self.stem(x)
@@ -361,23 +361,6 @@ class VideoResNet(VideoModel):
                 setattr(self, name, nn.Identity())
         self.min_frames = self.feature_info[last_index]["temporal_reduction"]
         self.reset_classifier(0, "")
-
-
-def _resolve_indices(indices: int | Sequence[int] | None, num_levels: int) -> list[int]:
-    if indices is None:
-        return list(range(num_levels))
-    if isinstance(indices, int):
-        if not 0 < indices <= num_levels:
-            raise ValueError(f"indices={indices} asks for more levels than the {num_levels} this model has")
-        return list(range(num_levels - indices, num_levels))
-    take = []
-    for i in indices:
-        if not -num_levels <= i < num_levels:
-            raise ValueError(f"feature level {i} out of range for {num_levels} levels")
-        take.append(i % num_levels)
-    if not take:
-        raise ValueError("indices is empty")
-    return take
 
 
 _TIMM_BLOCK_KEY = re.compile(r"^(layer\d+\.\d+)\.(conv|bn)(\d)\.(.+)$")
