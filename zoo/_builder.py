@@ -196,10 +196,9 @@ class FeatureListNet(nn.Module):
         super().__init__()
         n = len(model.feature_info)
         out_indices = tuple(range(n)) if out_indices is None else tuple(out_indices)
+        if any(not -n <= i < n for i in out_indices):
+            raise ValueError(f"out_indices {out_indices} out of range for {n} feature levels (0..{n - 1})")
         out_indices = tuple(i % n for i in out_indices)
-        for i in out_indices:
-            if not 0 <= i < n:
-                raise ValueError(f"out_indices {out_indices} out of range for {n} feature levels")
         model.reset_classifier(0, global_pool="")
         if hasattr(model, "prune_intermediate_layers"):
             model.prune_intermediate_layers(max(out_indices))
