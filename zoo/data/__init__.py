@@ -1,0 +1,48 @@
+"""Video data: readers (decord, PyAV, frame folders), datasets, clip sampling, transforms, Moving-Digits.
+
+>>> from zoo.data import create_dataset, video_collate
+>>> train_set = create_dataset('moving_digits', split='train', num_frames=16, frame_stride=2)
+>>> item = train_set[0]            # {'video': float (C, T, H, W), 'label', 'index', 'path'}
+"""
+from . import collate, readers, sampling, transforms
+from ._home import zoo_home
+from .collate import average_views, video_collate
+from .datasets import (
+    Annotations,
+    VideoDataset,
+    VideoSample,
+    create_dataset,
+    list_datasets,
+    load_classes,
+    register_dataset,
+)
+from .moving_digits import MOVING_DIGITS_CLASSES, MovingDigitsConfig, generate_moving_digits
+from .readers import VideoReadError, list_readers, open_video, write_video
+from .sampling import ClipSampler
+from .transforms import create_video_transform
+
+__all__ = [
+    "collate",
+    "readers",
+    "sampling",
+    "transforms",
+    "zoo_home",
+    "create_dataset",
+    "list_datasets",
+    "register_dataset",
+    "load_classes",
+    "VideoDataset",
+    "VideoSample",
+    "Annotations",
+    "video_collate",
+    "average_views",
+    "ClipSampler",
+    "create_video_transform",
+    "open_video",
+    "list_readers",
+    "write_video",
+    "VideoReadError",
+    "MOVING_DIGITS_CLASSES",
+    "MovingDigitsConfig",
+    "generate_moving_digits",
+]
