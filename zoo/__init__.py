@@ -5,7 +5,9 @@
 """
 from . import models  # noqa: F401  (registers the model families)
 from ._builder import load_checkpoint
+from ._cards import WeightsCard, get_weights_card, load_weights_cards, register_weights_card
 from ._factory import create_model
+from ._hub import push_to_hub, save_for_hub
 from ._pretrained import PretrainedCfg
 from ._registry import (
     get_pretrained_cfg,
@@ -18,6 +20,8 @@ from ._registry import (
 
 __version__ = "0.1.0"
 
+load_weights_cards()  # the shipped weights_cards/*.yaml join the registry (a YAML parse each)
+
 __all__ = [
     "create_model",
     "list_models",
@@ -28,5 +32,11 @@ __all__ = [
     "register_model",
     "load_checkpoint",
     "PretrainedCfg",
+    "WeightsCard",
+    "register_weights_card",
+    "load_weights_cards",
+    "get_weights_card",
+    "save_for_hub",
+    "push_to_hub",
     "__version__",
 ]

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from ._builder import load_checkpoint
+from ._builder import load_checkpoint, load_pretrained
 from ._registry import get_pretrained_cfg, model_entrypoint, split_model_name_tag
 
 __all__ = ["create_model", "parse_model_name"]
@@ -67,14 +67,28 @@ def create_model(
         arch, cfg, model_args = load_model_config(source, name)
         if cfg.file is None and cfg.hf_hub_id is None:
             raise ValueError(f"{model_name}: no weights file found")
-        kwargs = {**model_args, **kwargs}
         pretrained = True
         pretrained_cfg = cfg.merged(pretrained_cfg_overlay)
         overlay = None
     else:
+        from ._cards import weights_card_model_args
+
         arch, _ = split_model_name_tag(name)
         pretrained_cfg = get_pretrained_cfg(name, prefer_weights=pretrained)
         overlay = pretrained_cfg_overlay
+        model_args = weights_card_model_args(pretrained_cfg)
+
+    # The weights' own arguments (config.json's or a weights card's) first; explicit ones win. Weights
+    # with an adapter are those of the deployed adapted model: they load after the adapter is attached.
+    weights_adapter, weights_adapter_cfg = model_args.pop("adapter", None), model_args.pop("adapter_cfg", None)
+    kwargs = {**model_args, **kwargs}
+    if weights_adapter is not None:
+        if adapter not in (None, weights_adapter):
+            raise ValueError(f"{model_name} has weights with a {weights_adapter!r} adapter, not {adapter!r}")
+        adapter, adapter_cfg = weights_adapter, {**(weights_adapter_cfg or {}), **(adapter_cfg or {})}
+    adapter_in_weights = pretrained and weights_adapter is not None
+    if adapter_in_weights:
+        pretrained_cfg, overlay = pretrained_cfg.merged(overlay), None
 
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
@@ -82,7 +96,7 @@ def create_model(
         kwargs["in_chans"] = in_chans
     create_fn = model_entrypoint(arch)
     model = create_fn(
-        pretrained=pretrained,
+        pretrained=pretrained and not adapter_in_weights,
         pretrained_cfg=pretrained_cfg,
         pretrained_cfg_overlay=overlay,
         features_only=features_only and adapter is None,
@@ -93,7 +107,12 @@ def create_model(
         # The backbone's weights are loaded first; adapters start as identities (zero-initialised g).
         from .adapters import attach_adapter
 
+        backbone_cfg = model.pretrained_cfg
         model = attach_adapter(model, adapter, **(adapter_cfg or {}))
+        if adapter_in_weights:
+            if hasattr(model, "deploy"):
+                model.deploy()
+            load_pretrained(model, backbone_cfg, num_classes=model.num_classes, in_chans=backbone_cfg.input_size[0])
         if features_only:
             from ._builder import FeatureListNet
 
