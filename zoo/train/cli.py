@@ -1,0 +1,142 @@
+"""``zoo train RECIPE [key=value ...]`` and ``zoo eval RECIPE checkpoint=...``.
+
+Both accept dotted ``key=value`` overrides of the recipe (``optim.lr=0.01``, ``stages.0.epochs=2``,
+``data.root=/data/ucf101``); the resolved recipe is printed at start and saved in the run folder.
+Run several processes with torchrun (``torchrun --nproc_per_node 8 -m zoo.cli train RECIPE``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["add_train_commands", "cmd_train", "cmd_eval", "format_results"]
+
+_OOM_HINT = ("out of GPU memory: lower data.batch_size (raise optim.accum_steps to keep the global batch), "
+             "set model.grad_checkpointing=true, or use amp=bf16")
+
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO if _is_main() else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+def _user_error(message: str) -> Exception:
+    from zoo.cli import UserError
+
+    return UserError(message)
+
+
+def format_results(rows: list[dict[str, Any]]) -> str:
+    """The final table: one row per trained recipe with its top-1/top-5 and where its files are."""
+    from zoo.cli import format_table
+
+    table = []
+    for row in rows:
+        m = row["metrics"]
+        entry = {
+            "recipe": row["name"],
+            "model": row["model"],
+            "top-1 (%)": f"{m.get('multiview_top1', m['top1']):.1f}",
+            "top-5 (%)": f"{m.get('multiview_top5', m['top5']):.1f}",
+            "views": str(m.get("views", "1x1")),
+            "time (min)": f"{row['wall_time_s'] / 60:.1f}" if row["wall_time_s"] else "-",
+        }
+        table.append(entry)
+    return format_table(table)
+
+
+def _compare_overrides(overrides: list[str], main_run_dir: Path, name: str) -> list[str]:
+    """A companion recipe takes the same overrides, except the run folder: its own, ``name``, beside the main one."""
+    kept = [o for o in overrides if o.partition("=")[0].strip() != "output_dir"]
+    return [*kept, f"output_dir={main_run_dir.parent / name}"]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .engine import TrainingInterrupted, train
+    from .recipe import load_recipe, recipe_to_yaml
+
+    _setup_logging()
+    recipe = load_recipe(args.recipe, args.overrides)
+    if _is_main():
+        print(f"# zoo train {args.recipe}" + (f" {' '.join(args.overrides)}" if args.overrides else ""))
+        print(recipe_to_yaml(recipe), flush=True)
+    if args.dry_run:
+        return 0
+    main_dir = Path(recipe.output_dir or Path("runs") / recipe.name)
+    plan = [recipe] + [load_recipe(p, _compare_overrides(list(args.overrides), main_dir, Path(p).stem))
+                       for p in recipe.compare]
+    rows = []
+    try:
+        for i, item in enumerate(plan):
+            if i and _is_main():
+                print(f"\n# companion recipe {recipe.compare[i - 1]} (run folder {item.output_dir})", flush=True)
+            result = train(item, resume=args.resume if i == 0 else None)
+            adapter = f" + {item.model.adapter}" if item.model.adapter else ""
+            rows.append({"name": item.name, "model": item.model.name + adapter, "metrics": result.metrics,
+                         "wall_time_s": result.wall_time_s, "run_dir": result.run_dir,
+                         "checkpoint": result.checkpoint, "plots": result.plots})
+    except TrainingInterrupted as e:
+        print(f"zoo train: {e}", file=sys.stderr)
+        return 143
+    except torch.OutOfMemoryError:
+        raise _user_error(_OOM_HINT) from None
+    except FloatingPointError as e:
+        raise _user_error(str(e)) from None
+    if _is_main():
+        split = rows[0]["metrics"].get("split", "val")
+        print(f"\nResults on the {split} split:\n{format_results(rows)}\n")
+        for row in rows:
+            print(f"{row['name']}: checkpoint {row['checkpoint']}")
+            if row["plots"]:
+                print(f"  plots: {', '.join(str(p) for p in row['plots'])}")
+            print(f"  metrics: {row['run_dir'] / 'metrics.csv'}, {row['run_dir'] / 'eval.json'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .engine import evaluate_checkpoint
+    from .recipe import load_recipe
+
+    _setup_logging()
+    recipe = load_recipe(args.recipe, args.overrides)
+    try:
+        metrics = evaluate_checkpoint(recipe)
+    except torch.OutOfMemoryError:
+        raise _user_error(_OOM_HINT) from None
+    if _is_main():
+        from zoo.cli import format_table
+
+        rows = [{"metric": k, "value": f"{v:.2f}" if isinstance(v, float) else str(v)} for k, v in metrics.items()]
+        print(format_table(rows))
+        print(f"\nwritten: {Path(metrics['checkpoint']).parent / 'eval.json'}")
+    return 0
+
+
+def add_train_commands(sub: Any) -> None:
+    """Add the ``train`` and ``eval`` sub-commands to the ``zoo`` parser's sub-parsers."""
+    p = sub.add_parser("train", help="train a recipe: zoo train RECIPE [key=value ...]",
+                       description="Train a recipe (recipes/*.yaml); a run folder holding last.pt resumes.")
+    p.add_argument("recipe", help="a recipe file, e.g. recipes/quickstart.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="recipe overrides, dotted: optim.lr=0.01 stages.0.epochs=2 data.root=/data")
+    p.add_argument("--resume", metavar="PATH", help="checkpoint or run folder to resume from "
+                   "(default: the run folder's last.pt, when it exists)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and exit")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint: zoo eval RECIPE checkpoint=PATH [key=value ...]",
+                       description="Evaluate a checkpoint on the recipe's evaluation split (multi-view, kNN, "
+                                   "efficacy as the recipe's eval section asks); writes eval.json beside it.")
+    p.add_argument("recipe", help="the recipe the checkpoint was trained with (its data and eval sections are used)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="checkpoint=PATH (default: the run folder's last.pt), eval.n_clips=10 eval.n_crops=3 ...")
+    p.set_defaults(func=cmd_eval)
