@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("filter", nargs="?", default="", help="fnmatch wildcard, e.g. 'r2plus1d_*'")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOPs column")
     p.set_defaults(func=cmd_models)
+
+    from zoo.train.cli import add_train_commands
+
+    add_train_commands(sub)
     return parser
 
 
