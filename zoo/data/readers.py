@@ -286,18 +286,18 @@ class FrameFolderReader(VideoReader):
         self.fps = fps
 
     def _read_sorted(self, indices: np.ndarray) -> torch.Tensor:
-        from torchvision.io import ImageReadMode, decode_image, read_file
+        from PIL import Image
 
         frames = []
         for i in indices:
             try:
-                image = decode_image(read_file(self._files[i]), mode=ImageReadMode.RGB)  # (3, H, W)
-            except (RuntimeError, OSError) as e:
+                with Image.open(self._files[i]) as image:
+                    frames.append(np.asarray(image.convert("RGB")))
+            except OSError as e:
                 raise VideoReadError(f"cannot decode frame {self._files[i]} ({_first_line(e)})", self.path) from None
-            frames.append(image.permute(1, 2, 0))
         if len({f.shape for f in frames}) > 1:
             raise VideoReadError("frames of different sizes", self.path)
-        return torch.stack(frames)
+        return torch.from_numpy(np.stack(frames))
 
     def close(self) -> None:
         """Nothing to release: every read opens its frame files."""
