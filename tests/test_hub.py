@@ -290,6 +290,40 @@ def test_export_checkpoint_contract(model, reference, clip, tmp_path):
         export_checkpoint(path, tmp_path / "out2")
 
 
+@pytest.mark.parametrize("name, args", [("hcml_r2d_18", {}), ("r2d_18", {"adapter": "hcml"})])
+def test_export_deploys_hcml_and_records_its_config(name, args, tmp_path):
+    """The side branch is not exported; model_args rebuild the deployed model (hcml_cfg or adapter_cfg)."""
+    torch.manual_seed(0)
+    model = zoo.create_model(name, num_classes=NUM_CLASSES, **args).eval()
+    with torch.no_grad():
+        for param_name, param in model.named_parameters():
+            if ".fuse." in param_name:  # g starts at zero (an identity adapter): make the motion path count
+                param.normal_(0, 0.1)
+    clip = torch.randn(1, 3, 4, 48, 48, generator=torch.Generator().manual_seed(2))
+    reference = outputs(model, clip)
+    assert any(k.startswith("hcml.") for k in model.state_dict())
+    checkpoint = {  # as the training engine writes it: num_classes repeated in model_args
+        "model": model.state_dict(),
+        "model_name": name,
+        "model_args": dict(args, num_classes=NUM_CLASSES),
+        "num_classes": NUM_CLASSES,
+        "label_names": LABELS,
+        "recipe": RECIPE,
+    }
+    result = export_checkpoint(checkpoint, tmp_path / "out")
+    assert hasattr(model, "hcml")  # the model given is not deployed in place
+    state = load_file(str(result.folder / "model.safetensors"))
+    assert not any(k.startswith("hcml.") for k in state) and any(".motion." in k for k in state)
+    model_args = json.loads((result.folder / "config.json").read_text())["model_args"]
+    hcml_cfg = model_args["hcml_cfg"] if name.startswith("hcml_") else model_args["adapter_cfg"]
+    assert hcml_cfg["side_branch"] is False and hcml_cfg["levels"] == [1, 2, 3]
+    assert "num_classes" not in model_args
+
+    loaded = zoo.create_model(f"local-dir:{result.folder}")
+    assert not hasattr(loaded, "hcml")
+    torch.testing.assert_close(outputs(loaded, clip), reference, rtol=0, atol=0)
+
+
 # ------------------------------------------------------------------------------------------ loading
 
 

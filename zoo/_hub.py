@@ -302,13 +302,38 @@ def _export_cfg(
     return cfg
 
 
-def _deployed_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The state dict of ``model`` as deployed (``model.deploy()`` drops an HCML side branch), on CPU."""
-    if hasattr(model, "deploy"):
-        model = copy.deepcopy(model)
-        model.deploy()
-    # clone: safetensors refuses tensors that share storage
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+def _deployed(model: nn.Module) -> nn.Module:
+    """A deployed copy of ``model`` (``model.deploy()`` drops an HCML side branch); ``model`` without ``deploy``."""
+    if not hasattr(model, "deploy"):
+        return model
+    model = copy.deepcopy(model)
+    model.deploy()
+    return model
+
+
+def _deployed_model_args(model: nn.Module, arch: str, model_args: dict[str, Any]) -> dict[str, Any]:
+    """``model_args`` (JSON-normalised) that rebuild the deployed ``model`` exactly.
+
+    A model with HCML adapters gets their whole config (``side_branch: false`` once deployed): as
+    ``hcml_cfg`` for the ``hcml_*`` architectures, else as ``adapter='hcml'`` and ``adapter_cfg``.
+    """
+    try:
+        args = json.loads(json.dumps(model_args))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model_args must be JSON-serialisable to go into config.json: {e}") from e
+    hcml_cfg = getattr(model, "hcml_cfg", None)
+    if hcml_cfg is None:
+        return args
+    from ._registry import list_models
+
+    for key in ("hcml_cfg", "adapter", "adapter_cfg"):
+        args.pop(key, None)
+    adapter_cfg = json.loads(json.dumps(dataclasses.asdict(hcml_cfg)))
+    if arch in list_models(module="hcml"):
+        args["hcml_cfg"] = adapter_cfg
+    else:
+        args.update(adapter="hcml", adapter_cfg=adapter_cfg)
+    return args
 
 
 def save_for_hub(
@@ -324,13 +349,15 @@ def save_for_hub(
     """Write what a Hub repo of ``model`` holds into ``save_dir`` (see the module docstring).
 
     Args:
-        model: a zoo model; it is deep-copied and deployed (``model.deploy()``) when it can be.
+        model: a zoo model; it is deep-copied and deployed (``model.deploy()``) when it can be, and
+            its HCML config (if any) goes into ``model_args``.
         save_dir: the folder, created if needed.
         card: the weights card (a :class:`~zoo._cards.WeightsCard`, a YAML path or a registered
             card name). Its architecture, model args, label names, sha256 and size must agree
             with the model and the written file: a mismatch raises (the error gives the file's
             sha256 and size, to put in a new card).
         model_args: ``create_model`` arguments that rebuild the model (default: the card's, or none).
+            A card's must equal the exported ones: copy them from the ``config.json`` of an export.
         recipe: the training recipe: a dict, a YAML file, or (default) the card's ``recipes/`` file.
         label_names: class names, index-aligned with the classifier (default: the card's or the model's).
         repo_id: the Hub repo the folder goes to, for the README's usage (default: the card's).
@@ -341,17 +368,15 @@ def save_for_hub(
         An :class:`ExportResult`.
     """
     card = _as_card(card)
-    if model_args is None:
-        model_args = dict(card.model_args) if card is not None else {}
-    elif card is not None:
-        _check_equal("model_args", model_args, card.model_args, card)
-    try:
-        json.dumps(model_args)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"model_args must be JSON-serialisable to go into config.json: {e}") from e
     cfg = _export_cfg(model, card, label_names, pretrained_cfg_overlay)
     if not cfg.architecture:
         raise ValueError("the model has no pretrained_cfg.architecture; give a weights card (card=...)")
+    deployed = _deployed(model)
+    if model_args is None:
+        model_args = dict(card.model_args) if card is not None else {}
+    model_args = _deployed_model_args(deployed, cfg.architecture, model_args)
+    if card is not None:
+        _check_equal("model_args", model_args, card.model_args, card)
     if repo_id is not None and card is not None and repo_id != card.hf_hub_id:
         raise ValueError(f"weights card {card.name} names hf_hub_id {card.hf_hub_id!r}, not {repo_id!r}")
 
@@ -360,7 +385,9 @@ def save_for_hub(
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     weights_path = save_dir / WEIGHTS_NAME
-    save_file(_deployed_state_dict(model), str(weights_path), metadata={"format": "pt"})
+    # copies: safetensors refuses tensors that share storage
+    state_dict = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in deployed.state_dict().items()}
+    save_file(state_dict, str(weights_path), metadata={"format": "pt"})
     sha256, size = sha256_file(weights_path), weights_path.stat().st_size
     if card is not None and (card.sha256, card.size) != (sha256, size):
         raise ValueError(
@@ -404,7 +431,8 @@ def export_checkpoint(
       ``torch.compile`` ``_orig_mod.`` prefix), HCML side branch included;
     - ``model_name``: the registered ``arch`` (or ``arch.tag``) it was created from;
     - ``model_args``: the other ``create_model`` keyword arguments (``adapter``, ``adapter_cfg``,
-      ``drop_rate``, ...), JSON-serialisable, without ``num_classes`` and ``pretrained``;
+      ``hcml_cfg``, ``drop_rate``, ...), JSON-serialisable, without ``pretrained`` (a
+      ``num_classes`` there must equal the top-level one);
     - ``num_classes``: the classifier's size;
     - ``label_names``: class names index-aligned with the classifier, or ``None``;
     - ``recipe``: the recipe as a plain dict, or the path of its YAML file;
@@ -432,9 +460,10 @@ def export_checkpoint(
             "(see zoo._hub.export_checkpoint)"
         )
     model_args = dict(checkpoint["model_args"] or {})
-    for key in ("num_classes", "pretrained"):
-        if key in model_args:
-            raise ValueError(f"checkpoint {where}: model_args must not hold {key!r}")
+    if "pretrained" in model_args:
+        raise ValueError(f"checkpoint {where}: model_args must not hold 'pretrained'")
+    if model_args.pop("num_classes", checkpoint["num_classes"]) != checkpoint["num_classes"]:
+        raise ValueError(f"checkpoint {where}: model_args' num_classes differs from num_classes")
     model = create_model(checkpoint["model_name"], num_classes=checkpoint["num_classes"], **model_args)
     model.load_state_dict(checkpoint["model"], strict=True)
     label_names = checkpoint["label_names"]
