@@ -5,6 +5,8 @@ tensors), about 0.3 ms per op per program, so those shapes are tiny; they still 
 channel and displacement blocks of the interpreter's tile sizes, odd sizes included. CUDA tests (marker
 ``cuda``) compare every dtype with an fp64 reference at realistic sizes.
 """
+import importlib
+
 import pytest
 import torch
 from zoo.kernels.correlation import correlation, temporal_correlation
@@ -141,6 +143,41 @@ def test_triton_interpreted_temporal_matches_reference(dtype, normalize, max_dis
     out = temporal_correlation(x, max_displacement, stride, normalize, backend="triton")
     expected = temporal_correlation_reference(x, max_displacement, stride, normalize)
     assert_same_forward_and_gradients(out, expected, (x,), dtype)
+
+
+@pytest.mark.parametrize("dtype,normalize,temporal,roles", [
+    ("fp32", True, False, (True, False)),
+    ("fp16", False, True, (True, True)),
+    ("bf16", True, True, (True, True)),
+    ("fp64", False, False, (False, True)),
+])
+def test_triton_kernels_compile_for_hopper_without_a_gpu(dtype, normalize, temporal, roles):
+    """The compiled (not interpreted) path: both kernels lower to sm_90a machine code (cubin)."""
+    triton = pytest.importorskip("triton")
+    import triton.language as tl
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    module = importlib.import_module("zoo.kernels.correlation")
+    acc = "fp64" if dtype == "fp64" else "fp32"
+    constants = {"NORMALIZE": normalize, "ACC_DTYPE": tl.float64 if acc == "fp64" else tl.float32,
+                 "SHIFT": int(temporal), "AS_F1": roles[0], "AS_F2": roles[1], "BLOCK_X": 32, "BLOCK_D": 16,
+                 "BLOCK_C": 32}
+    if not temporal:
+        constants["T"] = 1  # what the launcher's specialisation of T == 1 compiles
+    for kernel in (module._correlation_fwd_kernel, module._correlation_bwd_kernel):
+        fn = triton.jit(kernel)
+        signature = {}
+        for name in fn.arg_names:
+            if name in constants:
+                signature[name] = "constexpr"
+            elif name.endswith("_ptr"):
+                signature[name] = f"*{acc}" if name.startswith(("inv", "coef")) else f"*{dtype}"
+            else:
+                signature[name] = "i32"
+        used = {k: v for k, v in constants.items() if signature.get(k) == "constexpr"}
+        compiled = triton.compile(ASTSource(fn, signature, used), target=GPUTarget("cuda", 90, 32))
+        assert compiled.asm["cubin"]
 
 
 # --------------------------------------------------------------------- ops, compile and errors
