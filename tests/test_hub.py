@@ -291,8 +291,9 @@ def test_export_checkpoint_contract(model, reference, clip, tmp_path):
 
 
 @pytest.mark.parametrize("name, args", [("hcml_r2d_18", {}), ("r2d_18", {"adapter": "hcml"})])
-def test_export_deploys_hcml_and_records_its_config(name, args, tmp_path):
-    """The side branch is not exported; model_args rebuild the deployed model (hcml_cfg or adapter_cfg)."""
+def test_export_deploys_hcml_and_records_its_config(name, args, tmp_path, hf_home, cleanup_cards):
+    """The side branch is not exported; model_args rebuild the deployed model (hcml_cfg or adapter_cfg),
+    from the folder and by the name of a card that carries them."""
     torch.manual_seed(0)
     model = zoo.create_model(name, num_classes=NUM_CLASSES, **args).eval()
     with torch.no_grad():
@@ -322,6 +323,12 @@ def test_export_deploys_hcml_and_records_its_config(name, args, tmp_path):
     loaded = zoo.create_model(f"local-dir:{result.folder}")
     assert not hasattr(loaded, "hcml")
     torch.testing.assert_close(outputs(loaded, clip), reference, rtol=0, atol=0)
+
+    fields = dict(name=f"{name}.unit_hcml", architecture=name, model_args=model_args, hf_hub_id="motion-zoo-test/hcml")
+    card = zoo.register_weights_card(WeightsCard.from_dict(card_dict(sha256=result.sha256, size=result.size, **fields)))
+    place_in_cache(hf_home, "motion-zoo-test/hcml", {p.name: p for p in result.folder.iterdir()})
+    by_card = zoo.create_model(card.name, pretrained=True)
+    torch.testing.assert_close(outputs(by_card, clip), reference, rtol=0, atol=0)
 
 
 # ------------------------------------------------------------------------------------------ loading
