@@ -1,1 +1,5 @@
 
+from .video_resnet import *  # noqa: F401,F403
+from .s3d import *  # noqa: F401,F403
+from .timm2d import *  # noqa: F401,F403
+from .hcml import *  # noqa: F401,F403
