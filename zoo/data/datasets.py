@@ -304,7 +304,7 @@ class VideoDataset(Dataset):
         then carries.
         """
         reasons = []
-        for attempt in range(self.max_retries + 1):
+        for _ in range(self.max_retries + 1):
             path = self.samples[index].path
             reason = self._known_bad.get(path)
             if reason is None:
@@ -315,7 +315,7 @@ class VideoDataset(Dataset):
                     reason = e.reason
             self._on_bad_file(path, reason)
             reasons.append(f"{path}: {reason}")
-            index = self._replacement(index, attempt)
+            index = self._replacement(index)
         else:
             raise RuntimeError(
                 f"{self.name}: {len(reasons)} videos in a row could not be read with reader {self.reader!r}; "
@@ -336,10 +336,11 @@ class VideoDataset(Dataset):
             self._known_bad[path] = reason
             _logger.warning("%s: skipping %s: %s (replaced by another video)", self.name, path, reason)
 
-    def _replacement(self, index: int, attempt: int) -> int:
+    def _replacement(self, index: int) -> int:
+        """Another sample: a random one when training, the next one when testing."""
         if self.train:
             return int(torch.randint(len(self), (1,)))
-        return (index + attempt + 1) % len(self)
+        return (index + 1) % len(self)
 
     @property
     def bad_files(self) -> dict[str, str]:

@@ -406,7 +406,8 @@ def write_video(
     """Encode uint8 RGB frames ``(T, H, W, 3)`` to a video file with PyAV.
 
     Args:
-        path: output file; its extension picks the container (``.mp4``, ``.mkv``, ``.webm``, ``.avi``).
+        path: output file (its folder is created); its extension picks the container (``.mp4``,
+            ``.mkv``, ``.webm``, ``.avi``).
         frames: uint8 ``(T, H, W, 3)``; H and W must be even for ``yuv420p``.
         fps: frame rate (frames per second).
         codec: an FFmpeg encoder, e.g. ``'libx264'``, ``'mpeg4'``, ``'libvpx-vp9'``, ``'mjpeg'``.
@@ -422,6 +423,7 @@ def write_video(
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {tuple(frames.shape)}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
