@@ -1,1 +1,60 @@
+"""Adapters fitted into a built backbone: HCML's prime motion blocks and their side branch.
 
+``attach_adapter(model, 'hcml', **cfg)`` is what ``create_model(name, adapter='hcml',
+adapter_cfg=cfg)`` calls; ``attach_hcml`` and ``deploy`` are the HCML functions themselves.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from .flow import FlowHead, backward_warp, charbonnier, photometric_loss, smoothness_loss, upsample_flow
+from .hcml import (
+    HCMLConfig,
+    HCMLStage,
+    MotionPredictor,
+    PrimeMotionBlock,
+    attach_hcml,
+    capture_motion,
+    deploy,
+    hcml_stages,
+    level_feature_index,
+)
+from .render import render_flow
+
+__all__ = [
+    "attach_adapter",
+    "list_adapters",
+    "attach_hcml",
+    "deploy",
+    "render_flow",
+    "HCMLConfig",
+    "HCMLStage",
+    "PrimeMotionBlock",
+    "MotionPredictor",
+    "FlowHead",
+    "capture_motion",
+    "hcml_stages",
+    "level_feature_index",
+    "backward_warp",
+    "charbonnier",
+    "photometric_loss",
+    "smoothness_loss",
+    "upsample_flow",
+]
+
+_ADAPTERS: dict[str, Callable[..., nn.Module]] = {"hcml": attach_hcml}
+
+
+def list_adapters() -> list[str]:
+    """Names accepted by :func:`attach_adapter` (and ``create_model(..., adapter=name)``)."""
+    return sorted(_ADAPTERS)
+
+
+def attach_adapter(model: nn.Module, name: str, **cfg: Any) -> nn.Module:
+    """Fit the adapter ``name`` into ``model`` (in place) with keyword config ``cfg``; returns the model."""
+    if name not in _ADAPTERS:
+        raise ValueError(f"unknown adapter {name!r}; known adapters: {', '.join(list_adapters())}")
+    return _ADAPTERS[name](model, **cfg)

@@ -1,1 +1,50 @@
+"""Training objectives, by name: ``create_objective('hcml', model, stage='joint')``.
 
+An objective is a callable ``objective(clips, labels=None) -> dict[str, Tensor]`` whose ``'loss'``
+entry is the total to back-propagate (the other entries are its named terms, for logging). It
+also says what it trains: ``objective.trainable_parameters()`` for the optimizer, and
+``objective.train(mode)`` to set the model's train/eval modes (frozen parts stay in eval mode).
+
+A method file registers its objective class with :func:`register_objective` and is imported at
+the bottom of this file.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+__all__ = ["register_objective", "create_objective", "list_objectives"]
+
+_OBJECTIVES: dict[str, Callable[..., Any]] = {}
+
+
+def register_objective(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering an objective class (or factory) ``cls(model, **kwargs)`` under ``name``."""
+
+    def decorator(cls: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _OBJECTIVES:
+            raise ValueError(f"objective {name!r} is registered twice")
+        _OBJECTIVES[name] = cls
+        return cls
+
+    return decorator
+
+
+def list_objectives() -> list[str]:
+    """Registered objective names."""
+    return sorted(_OBJECTIVES)
+
+
+def create_objective(name: str, model: nn.Module, **kwargs: Any) -> Any:
+    """Build the objective ``name`` for ``model`` (e.g. ``create_objective('hcml', model, stage='level1')``)."""
+    if name not in _OBJECTIVES:
+        close = difflib.get_close_matches(name, list(_OBJECTIVES), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown objective {name!r}.{hint} Registered: {', '.join(list_objectives())}")
+    return _OBJECTIVES[name](model, **kwargs)
+
+
+from . import classification, hcml  # noqa: E402,F401  (register 'classification' and 'hcml')

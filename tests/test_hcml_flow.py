@@ -1,0 +1,112 @@
+"""HCML's reconstruction branch: warping, the Charbonnier losses, a flow head that learns motion, rendering."""
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import zoo
+from zoo.adapters import (
+    FlowHead,
+    PrimeMotionBlock,
+    backward_warp,
+    charbonnier,
+    photometric_loss,
+    render_flow,
+    smoothness_loss,
+    upsample_flow,
+)
+from zoo.methods.hcml import reconstruction_loss
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _texture_clip(batch: int, frames: int, size: int, shift: tuple[int, int], generator: torch.Generator):
+    """Smooth periodic random texture moving by ``shift = (dx, dy)`` pixels per frame: (B, 3, T, size, size)."""
+    noise = torch.rand(batch, 3, size, size, generator=generator)
+    texture = F.avg_pool2d(noise.repeat(1, 1, 3, 3), 5, stride=1, padding=2)[:, :, size : 2 * size, size : 2 * size]
+    dx, dy = shift
+    return torch.stack([torch.roll(texture, (dy * t, dx * t), dims=(2, 3)) for t in range(frames)], dim=2)
+
+
+def test_charbonnier_values():
+    x = torch.tensor([0.0, 1.0, -2.0])
+    expected = (x**2 + 1e-6) ** 0.45
+    torch.testing.assert_close(charbonnier(x), expected)
+    assert charbonnier(torch.tensor(0.0)).item() == pytest.approx(1e-3**0.9)
+
+
+def test_backward_warp_integer_shift_and_mask():
+    image = torch.randn(2, 3, 5, 7)
+    flow = torch.zeros(2, 2, 5, 7)
+    flow[:, 0] = 2.0  # u = +2: sample 2 pixels to the right
+    flow[:, 1] = -1.0  # v = -1: sample one row up
+    warped, valid = backward_warp(image, flow)
+    torch.testing.assert_close(warped[:, :, 1:, :-2], image[:, :, :-1, 2:])
+    expected_valid = torch.zeros(2, 1, 5, 7)
+    expected_valid[:, :, 1:, :-2] = 1
+    torch.testing.assert_close(valid, expected_valid)
+
+
+def test_upsample_flow_scales_values():
+    flow = torch.ones(1, 2, 4, 4)
+    flow[:, 1] = 2.0
+    up = upsample_flow(flow, (8, 16))
+    assert up.shape == (1, 2, 8, 16)
+    torch.testing.assert_close(up[:, 0], torch.full((1, 8, 16), 4.0))
+    torch.testing.assert_close(up[:, 1], torch.full((1, 8, 16), 4.0))
+
+
+def test_photometric_loss_is_minimal_at_the_true_flow():
+    gen = torch.Generator().manual_seed(0)
+    frames = _texture_clip(2, 2, 16, (2, -1), gen)
+    true_flow = torch.zeros(2, 2, 2, 8, 8)  # at half resolution: 1 and -0.5 map pixels
+    true_flow[:, 0], true_flow[:, 1] = 1.0, -0.5
+    at_truth = photometric_loss(frames, true_flow)
+    assert at_truth.item() == pytest.approx(1e-3**0.9, rel=1e-3)  # rho(0) on every valid pixel
+    assert photometric_loss(frames, torch.zeros_like(true_flow)) > 10 * at_truth
+    # The last time step pairs the last frame with itself: its flow is not used.
+    garbage = true_flow.clone()
+    garbage[:, :, -1] = 5.0
+    torch.testing.assert_close(photometric_loss(frames, garbage), at_truth)
+    # A constant flow has no gradient to penalise.
+    assert smoothness_loss(true_flow, (16, 16)).item() == pytest.approx(4 * 1e-3**0.9, rel=1e-3)
+
+
+def test_flow_head_learns_a_known_motion():
+    """A PMB on the frames and a flow head, trained by reconstruction on a texture moving by (+2, -1)."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
+    pmb = PrimeMotionBlock(3, 16, 16, max_displacement=3, displacement_stride=1)
+    head = FlowHead(16, (32, 32, 16, 16))
+    optimizer = torch.optim.Adam([*pmb.parameters(), *head.parameters()], lr=1e-3)
+    photometric = []
+    for _ in range(60):
+        clip = (_texture_clip(2, 3, 16, (2, -1), gen) - 0.5) / 0.25
+        flow = head(pmb(clip))
+        terms = reconstruction_loss(flow, clip)
+        optimizer.zero_grad()
+        terms["reconstruct"].backward()
+        optimizer.step()
+        photometric.append(terms["photometric"].item())
+    assert sum(photometric[-10:]) / 10 < 0.3 * photometric[0]
+    mean_flow = flow[:, :, :-1].mean(dim=(0, 2, 3, 4))
+    torch.testing.assert_close(mean_flow, torch.tensor([2.0, -1.0]), atol=0.3, rtol=0)
+
+
+def test_render_flow_writes_a_grid(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.create_model("hcml_r2d_18", num_classes=5)
+    path = render_flow(model, torch.randn(3, 4, 64, 64), tmp_path / "flow.png")
+    image = Image.open(path)
+    # One level with a flow head, 3 frame pairs: 3 rows of (frame t, frame t+1, flow), 64 px tiles, padding 2.
+    assert image.mode == "RGB" and image.size == (3 * 66 + 2, 3 * 66 + 2)
+    assert model.training
+    model.deploy()
+    with pytest.raises(ValueError, match="flow heads"):
+        render_flow(model, torch.randn(3, 4, 64, 64), tmp_path / "deployed.png")
