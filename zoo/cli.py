@@ -1,4 +1,4 @@
-"""The ``zoo`` command line: ``zoo models``, ``zoo data check``, ``zoo train``, ``zoo eval``, ``zoo export``, ``zoo push``.
+"""The ``zoo`` command line: models, data check, train, eval, export, push.
 
 Errors a user can make end with one clear message (exit code 2), not a traceback; set
 ``ZOO_DEBUG=1`` to see the traceback.
@@ -70,10 +70,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flops", action="store_true", help="skip the FLOPs column")
     p.set_defaults(func=cmd_models)
 
+    from zoo.data.check import add_subparser as add_data_commands
     from zoo.train.cli import add_train_commands
 
     add_train_commands(sub)
+    add_data_commands(sub)
+
+    p = sub.add_parser("export", help="write a checkpoint as a Hub folder (weights, config, recipe, model card)")
+    p.add_argument("checkpoint", help="a training checkpoint written by `zoo train`")
+    p.add_argument("out_dir", help="folder to write (model.safetensors, config.json, recipe.yaml, README.md)")
+    p.add_argument("--card", default=None, help="weights card (YAML path or registered name) for the model card")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("push", help="create a Hub model repo and upload an exported folder in one commit")
+    p.add_argument("out_dir", help="a folder written by `zoo export`")
+    p.add_argument("repo_id", help="org/name on the Hugging Face Hub")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", default=None, help="branch to commit to (default: main)")
+    p.add_argument("-m", "--message", default="Add model", help="commit message")
+    p.set_defaults(func=cmd_push)
     return parser
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from zoo._hub import export_checkpoint
+
+    result = export_checkpoint(args.checkpoint, args.out_dir, card=args.card)
+    print(f"wrote {result.folder}: {', '.join(sorted(str(f) for f in result.files))}")
+    print(f"model.safetensors sha256 {result.sha256}, {result.size} bytes (for the weights card)")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from zoo._hub import push_folder
+
+    commit = push_folder(args.out_dir, args.repo_id, private=args.private, revision=args.revision,
+                         commit_message=args.message)
+    print(f"pushed {args.out_dir} to {args.repo_id}: {getattr(commit, 'commit_url', commit)}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, ValueError, FileNotFoundError) as e:
+    except (UserError, ValueError, OSError) as e:  # FileNotFoundError and Hub HTTP errors are OSErrors
         if os.environ.get("ZOO_DEBUG"):
             raise
         print(f"zoo {args.command}: error: {e}", file=sys.stderr)
