@@ -237,3 +237,29 @@ def test_hcml_stage_check_names_the_fix():
         stage.check_features(torch.zeros(1, 64, 1, 16, 16))
     with pytest.raises(ValueError, match="frames of at least 28 pixels"):
         stage.check_features(torch.zeros(1, 64, 4, 6, 16))
+
+
+@pytest.mark.parametrize(
+    "name, backbone, input_size, paper_ratio",
+    [
+        ("hcml_r2d_50", "r2d_50", (3, 16, 224, 224), 1.18),
+        ("hcml_r2plus1d_101", "r2plus1d_101", (3, 32, 224, 224), 1.11),
+    ],
+)
+def test_default_flops_within_paper_overhead(name, backbone, input_size, paper_ratio):
+    """HCML Table 2: the deployed defaults cost at most the paper's overhead (meta device: nothing is computed)."""
+    from zoo.utils import count_flops
+
+    with torch.device("meta"):
+        plain, hcml = zoo.create_model(backbone), zoo.create_model(name)
+    hcml.deploy()
+    stats = count_flops(hcml, input_size)
+    macs = stats["macs"]
+    if not any("temporal_correlation" in op for op in stats["by_op"]):
+        # No FLOP formula registered for the cost volume: add its C x D multiply-adds per position by hand.
+        with torch.no_grad(), capture_motion(hcml) as motion:
+            hcml(torch.zeros(1, *input_size, device="meta"))
+        for level, stage in hcml_stages(hcml).items():
+            _, _, t, h, w = motion[level].shape
+            macs += stage.motion.reduce.out_channels * stage.motion.cost_channels * t * h * w
+    assert macs / count_flops(plain, input_size)["macs"] <= paper_ratio

@@ -57,8 +57,8 @@ __all__ = [
 PerLevel = int | Mapping[int, int]
 
 # Defaults per paper level (ours). Level 1 has the largest map (56x56 at 224 px for R2D-50), so its
-# PMB is the thinnest: P^1 has C/8 channels, P^2 and P^3 C/4 (see benchmarks/hcml_flops.py: 1.13x
-# R2D-50, 1.07x R(2+1)D-101, under the paper's 1.18x and 1.11x). Displacements: ±24 input pixels at
+# PMB is the thinnest: P^1 has C/8 channels, P^2 and P^3 C/4 (benchmarks/hcml_flops.py: 1.13x
+# R2D-50, 1.08x R(2+1)D-101, under the paper's 1.18x and 1.11x). Displacements: ±24 input pixels at
 # levels 1 and 2 (stride 4 and 8 maps), ±32 at level 3, ±32 at level 4.
 _DEFAULT_REDUCTION = {1: 8, 2: 8, 3: 8, 4: 8}
 _DEFAULT_MOTION_RATIO = {1: 8, 2: 4, 3: 4, 4: 4}
