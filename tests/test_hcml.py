@@ -263,3 +263,21 @@ def test_default_flops_within_paper_overhead(name, backbone, input_size, paper_r
             _, _, t, h, w = motion[level].shape
             macs += stage.motion.reduce.out_channels * stage.motion.cost_channels * t * h * w
     assert macs / count_flops(plain, input_size)["macs"] <= paper_ratio
+
+
+def test_grad_checkpointing_and_autocast():
+    """Motion features captured inside checkpointed stages give the same gradients; bf16 autocast runs."""
+    x, labels = torch.randn(2, 3, 8, 64, 64), torch.tensor([0, 1])
+    grads = []
+    for checkpointing in (False, True):
+        model, _ = _model("r2d_18")
+        model.set_grad_checkpointing(checkpointing)
+        objective = create_objective("hcml", model, stage="joint", generator=torch.Generator().manual_seed(1))
+        objective.train()(x, labels)["loss"].backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, msg=name)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = objective(x, labels)
+    assert all(torch.isfinite(v) and v.dtype == torch.float32 for k, v in out.items() if k.startswith("loss"))
+    out["loss"].backward()

@@ -312,9 +312,10 @@ class HCMLObjective:
         for level in self.levels:
             if level in self.cfg.flow_levels:
                 feats = motion[level]
-                flow = side["flow"][str(level)](feats)
-                frames = level_frames(clips, self.stages[level].temporal_reduction, feats.shape[2])
-                terms = reconstruction_loss(flow, frames.to(flow.dtype), self.smoothness_weight, alpha, eps)
+                # Warping in float32 also under autocast: bf16 pixel coordinates are off by up to a pixel.
+                flow = side["flow"][str(level)](feats).float()
+                frames = level_frames(clips, self.stages[level].temporal_reduction, feats.shape[2]).float()
+                terms = reconstruction_loss(flow, frames, self.smoothness_weight, alpha, eps)
                 for key, value in terms.items():
                     out[f"loss_{key}_l{level}"] = value
                 total = total + self.reconstruct_weight * terms["reconstruct"]
@@ -332,7 +333,7 @@ class HCMLObjective:
                 out[f"acc_contrastive_l{level}"] = accuracy
                 total = total + self.contrastive_weight[level] * loss
         if self.level is None:
-            loss_cls = F.cross_entropy(logits, labels)
+            loss_cls = F.cross_entropy(logits.float(), labels)
             out["loss_cls"] = loss_cls
             total = total + loss_cls
         out["loss"] = total
