@@ -81,3 +81,15 @@ def test_data_check_is_wired(tmp_path, capsys):
     code = main(["data", "check", str(tmp_path), "--no-progress", "--workers", "1"])
     out = capsys.readouterr().out
     assert code == 1 and "broken.mp4" in out and "1 unreadable" in out
+
+
+def test_timm2d_export_keeps_its_backbone(tmp_path):
+    """create_model records its arguments, so an export of a timm2d model rebuilds the same backbone."""
+    torch.manual_seed(0)
+    model = zoo.create_model("timm2d", backbone="regnetx_002", temporal_strides=(1, 1, 2, 1, 1), num_classes=4).eval()
+    assert model.model_args == {"backbone": "regnetx_002", "temporal_strides": (1, 1, 2, 1, 1)}
+    folder = zoo.save_for_hub(model, tmp_path / "export", label_names=list("abcd"), recipe={}).folder
+    loaded = zoo.create_model(f"local-dir:{folder}").eval()
+    assert loaded.backbone == "regnetx_002"
+    x = torch.randn(1, 3, 4, 32, 32)
+    torch.testing.assert_close(loaded(x), model(x))

@@ -103,6 +103,9 @@ def create_model(
         out_indices=out_indices,
         **kwargs,
     )
+    # What rebuilds this architecture with create_model(arch, num_classes=..., **model.model_args):
+    # the Hub export's default model_args (timm2d's backbone, drop_rate, in_chans, ...).
+    model.model_args = {k: v for k, v in kwargs.items() if k != "num_classes"}
     if adapter is not None:
         # The backbone's weights are loaded first; adapters start as identities (zero-initialised g).
         from .adapters import attach_adapter

@@ -356,7 +356,8 @@ def save_for_hub(
             card name). Its architecture, model args, label names, sha256 and size must agree
             with the model and the written file: a mismatch raises (the error gives the file's
             sha256 and size, to put in a new card).
-        model_args: ``create_model`` arguments that rebuild the model (default: the card's, or none).
+        model_args: ``create_model`` arguments that rebuild the model (default: the card's, or the
+            ``model.model_args`` that ``create_model`` recorded).
             A card's must equal the exported ones: copy them from the ``config.json`` of an export.
         recipe: the training recipe: a dict, a YAML file, or (default) the card's ``recipes/`` file.
         label_names: class names, index-aligned with the classifier (default: the card's or the model's).
@@ -373,7 +374,7 @@ def save_for_hub(
         raise ValueError("the model has no pretrained_cfg.architecture; give a weights card (card=...)")
     deployed = _deployed(model)
     if model_args is None:
-        model_args = dict(card.model_args) if card is not None else {}
+        model_args = dict(card.model_args) if card is not None else dict(getattr(model, "model_args", {}))
     model_args = _deployed_model_args(deployed, cfg.architecture, model_args)
     if card is not None:
         _check_equal("model_args", model_args, card.model_args, card)
