@@ -281,3 +281,21 @@ def test_grad_checkpointing_and_autocast():
         out = objective(x, labels)
     assert all(torch.isfinite(v) and v.dtype == torch.float32 for k, v in out.items() if k.startswith("loss"))
     out["loss"].backward()
+
+
+def test_config_defaults_and_validation():
+    from zoo.adapters import HCMLConfig
+
+    cfg = HCMLConfig(max_displacement={"2": 5})  # JSON keys are strings
+    assert cfg.contrastive_levels == (2, 3) and cfg.flow_levels == (1,)
+    assert cfg.displacement(1) == (6, 2) and cfg.displacement(2) == (5, 1) and cfg.displacement(3) == (2, 1)
+    assert cfg.channels(1, 256) == (32, 32) and cfg.channels(2, 512) == (64, 128) and cfg.channels(1, 64) == (16, 16)
+    assert cfg.lower_level(3) == 2
+    with pytest.raises(ValueError, match="subset of 1..4"):
+        HCMLConfig(levels=(0, 1))
+    with pytest.raises(ValueError, match="not in levels"):
+        HCMLConfig(levels=(2, 3), flow_levels=(1,))
+    with pytest.raises(ValueError, match="lowest"):
+        HCMLConfig(levels=(1, 2), contrastive_levels=(1, 2))
+    with pytest.raises(ValueError, match="mapping"):
+        HCMLConfig(max_displacement=[6, 3, 2])

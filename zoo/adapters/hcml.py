@@ -67,9 +67,13 @@ _DEFAULT_DISPLACEMENT_STRIDE = {1: 2, 2: 1, 3: 1, 4: 1}
 _MIN_CHANNELS = 16
 
 
-def _int_keys(value: PerLevel) -> PerLevel:
-    """Mapping keys as ints (JSON stores them as strings)."""
-    return {int(k): int(v) for k, v in value.items()} if isinstance(value, Mapping) else int(value)
+def _per_level_value(name: str, value: PerLevel) -> PerLevel:
+    """An int, or a ``{level: int}`` mapping with int keys (JSON stores them as strings)."""
+    if isinstance(value, Mapping):
+        return {int(k): int(v) for k, v in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"HCML {name} takes an int (all levels) or a {{level: int}} mapping, got {value!r}")
 
 
 @dataclass
@@ -115,7 +119,7 @@ class HCMLConfig:
         if not self.levels or any(not 1 <= level <= 4 for level in self.levels):
             raise ValueError(f"HCML levels must be a non-empty subset of 1..4 (after res2..res5), got {self.levels}")
         for name in ("reduction", "motion_ratio", "max_displacement", "displacement_stride"):
-            setattr(self, name, _int_keys(getattr(self, name)))
+            setattr(self, name, _per_level_value(name, getattr(self, name)))
         self.flow_levels = tuple(sorted(int(level) for level in self.flow_levels))
         if self.contrastive_levels is None:
             self.contrastive_levels = self.levels[1:]
@@ -406,7 +410,7 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
     """
     if hcml_stages(model):
         raise ValueError("the model already has HCML adapters")
-    config = cfg.pop("config", None) or HCMLConfig(levels=tuple(levels), **cfg)
+    config = HCMLConfig(levels=tuple(levels), **cfg)
     motion_channels: dict[int, int] = {}
     temporal_reductions = []
     for level in config.levels:

@@ -200,7 +200,7 @@ class HCMLObjective:
         temperature: tau (ours: 0.1).
         smoothness_weight: zeta (ours: 0.1).
         charbonnier_alpha, charbonnier_eps: the penalty's alpha and eps (paper: 0.45, 1e-3).
-        generator: random generator of the contrastive loss's locations.
+        generator: random generator of the contrastive loss's locations, on the clips' device.
         backend: ``zoo.kernels.info_nce`` backend (``'auto'``: Triton on CUDA, PyTorch elsewhere).
 
     Calling it on ``clips (B, C, T, H, W)`` (and ``labels (B,)`` in the joint stage) returns a dict:
@@ -306,7 +306,7 @@ class HCMLObjective:
         logits = None  # the forward pass stops after the stage's level, except in the joint stage
         with capture_motion(model, stop_after_level=self.level) as motion:
             logits = model(clips)
-        total = clips.new_zeros(())
+        total = torch.zeros((), device=clips.device)
         side = model.hcml
         alpha, eps = self.charbonnier
         for level in self.levels:
