@@ -207,9 +207,11 @@ def generate_moving_digits(
         return target
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{config.hash()}-", dir=root))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: more threads only spin
     try:
         digits = _load_digit_images()
-        encoder_options = {"crf": str(config.crf), "preset": "veryfast"}
+        encoder_options = {"crf": str(config.crf), "preset": "veryfast", "threads": "1"}
         total = sum(config.videos_in(s) for s in SPLITS) * len(config.classes)
         with tqdm(total=total, desc=f"Moving-Digits {config.hash()}", disable=not progress, unit="video") as bar:
             for split_id, split in enumerate(SPLITS):
@@ -234,6 +236,7 @@ def generate_moving_digits(
             if not (target / "config.json").is_file():
                 raise
     finally:
+        torch.set_num_threads(threads)
         shutil.rmtree(work, ignore_errors=True)
     return target
 
