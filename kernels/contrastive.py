@@ -37,6 +37,7 @@ import triton.language as tl
 from triton.runtime.interpreter import InterpretedFunction
 
 from .reference import (
+    info_nce_accumulation_dtype,
     info_nce_chunked_backward,
     info_nce_chunked_forward,
     info_nce_inverse_norm,
@@ -431,7 +432,7 @@ def _info_nce_forward(
 
 @_info_nce_forward.register_fake
 def _(query, keys, target, temperature, normalize, backend):
-    rows = query.new_empty(query.shape[0], dtype=_loss_dtype(query.dtype))
+    rows = query.new_empty(query.shape[0], dtype=info_nce_accumulation_dtype(query.dtype))
     return rows, torch.empty_like(rows), torch.empty_like(rows, dtype=torch.bool)
 
 
@@ -480,10 +481,6 @@ _info_nce_forward.register_autograd(_backward, setup_context=_setup_context)
 # ---------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------
-
-
-def _loss_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _validate(query, keys, target, temperature, reduction: str, backend: str) -> None:
