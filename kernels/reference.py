@@ -120,8 +120,8 @@ def correlation_backward_reference(
         ga_t, gb_t = grad_a[:, :, t1], grad_b[:, :, t2]
         for k, (ys, xs), (ys2, xs2) in _overlaps(size_y, size_x, radius, stride):
             g_k = g_t[:, k, :, ys, xs].unsqueeze(1)
-            ga_t[..., ys, xs] += g_k * b_t[..., ys2, xs2]
-            gb_t[..., ys2, xs2] += g_k * a_t[..., ys, xs]
+            ga_t[..., ys, xs].addcmul_(g_k, b_t[..., ys2, xs2])  # in place: no temporary per displacement
+            gb_t[..., ys2, xs2].addcmul_(g_k, a_t[..., ys, xs])
 
     def chain(grad_unit: torch.Tensor, unit: torch.Tensor, norm: torch.Tensor | None) -> torch.Tensor:
         if norm is None:
