@@ -3,15 +3,17 @@
 A checkpoint is a torch file holding only tensors, numbers, strings, lists and dicts, so that
 ``torch.load(path, weights_only=True)`` reads it without running pickled code::
 
-    {'model': state_dict, 'model_name': 'hcml_r2d_18', 'model_args': {'num_classes': 8, ...},
+    {'model': state_dict, 'model_name': 'hcml_r2d_18', 'model_args': {'drop_rate': 0.2, ...},
      'num_classes': 8, 'label_names': [...], 'recipe': {...},            # what export needs
+     'pretrained_cfg': {'input_size': [3, 16, 64, 64], 'frame_stride': 2, 'mean': [...], ...},
      'optimizer': ..., 'scheduler': ..., 'scaler': ..., 'rng': ...,     # what resuming needs
      'epoch': 3, 'step': 1200, 'stage': 1, 'stage_name': 'joint', 'step_in_epoch': 0,
      'finished': False, 'metrics': {...}}
 
 ``epoch`` counts the finished epochs of stage ``stage`` (an index into the recipe's stages),
 ``step_in_epoch`` the optimizer steps already taken in the unfinished one, ``step`` the
-optimizer steps of the whole run.
+optimizer steps of the whole run. ``model_args`` are the keyword arguments of ``create_model``
+besides ``num_classes`` (``zoo._hub.export_checkpoint`` documents this contract).
 """
 from __future__ import annotations
 

@@ -42,16 +42,19 @@ def format_results(rows: list[dict[str, Any]]) -> str:
     table = []
     for row in rows:
         m = row["metrics"]
+        top1, top5 = m.get("multiview_top1", m.get("top1")), m.get("multiview_top5", m.get("top5"))
         entry = {
             "recipe": row["name"],
             "model": row["model"],
-            "top-1 (%)": f"{m.get('multiview_top1', m['top1']):.1f}",
-            "top-5 (%)": f"{m.get('multiview_top5', m['top5']):.1f}",
+            "top-1 (%)": "-" if top1 is None else f"{top1:.1f}",
+            "top-5 (%)": "-" if top5 is None else f"{top5:.1f}",
             "views": str(m.get("views", "1x1")),
-            "time (min)": f"{row['wall_time_s'] / 60:.1f}" if row["wall_time_s"] else "-",
         }
+        entry.update({f"{k} (%)": f"{v:.1f}" for k, v in m.items() if k.startswith("knn_recall@")})
+        entry["time (min)"] = f"{row['wall_time_s'] / 60:.1f}" if row["wall_time_s"] else "-"
         table.append(entry)
-    return format_table(table)
+    columns = list(dict.fromkeys(k for entry in table for k in entry))
+    return format_table([{k: entry.get(k, "-") for k in columns} for entry in table])
 
 
 def _compare_overrides(overrides: list[str], main_run_dir: Path, name: str) -> list[str]:

@@ -316,7 +316,7 @@ def build_model_from_checkpoint(ckpt: dict[str, Any]) -> nn.Module:
     """A model built from a training checkpoint's ``model_name`` and ``model_args``, its weights loaded."""
     from .. import create_model
 
-    model = create_model(ckpt["model_name"], **ckpt["model_args"])
+    model = create_model(ckpt["model_name"], num_classes=ckpt["num_classes"], **ckpt["model_args"])
     model.load_state_dict(ckpt["model"])
     return model
 
@@ -444,16 +444,29 @@ class Trainer:
 
         sampler = ResumableSampler(dataset, self.dist.world_size, self.dist.rank, seed=seed, shuffle=train)
         workers = self.recipe.data.num_workers
+        # Its own generator: starting an iterator then draws the workers' base seed from it, not from the
+        # global RNG (which a resumed run restores and must not see consumed an extra time).
         return DataLoader(
             _SeededItems(dataset), batch_size=batch_size, sampler=sampler, num_workers=workers,
+            generator=torch.Generator().manual_seed(seed),
             collate_fn=video_collate, pin_memory=self.device.type == "cuda", drop_last=train,
             persistent_workers=workers > 0, prefetch_factor=2 if workers > 0 else None,
         )
 
+    def _data_cfg(self) -> dict[str, Any]:
+        """What a user of the trained weights needs to feed them: the pretrained-cfg fields of the data."""
+        from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+        d = self.recipe.data
+        c, t, h, w = self.val_set[0]["video"].shape[-4:]
+        return {"input_size": [int(c), int(t), int(h), int(w)], "frame_stride": d.frame_stride,
+                "mean": list(d.mean or IMAGENET_MEAN), "std": list(d.std or IMAGENET_STD), "dataset": d.kind}
+
     def model_args(self) -> dict[str, Any]:
-        """The keyword arguments of ``create_model`` (besides the name) that rebuild this run's model."""
+        """The keyword arguments of ``create_model``, besides the name and ``num_classes``, that rebuild this
+        run's model."""
         m = self.recipe.model
-        args = dict(m.kwargs, num_classes=self.num_classes)
+        args = dict(m.kwargs)
         if m.adapter:
             args.update(adapter=m.adapter, adapter_cfg=dict(m.adapter_cfg))
         return args
@@ -463,7 +476,7 @@ class Trainer:
 
         m = self.recipe.model
         torch.manual_seed(self.recipe.seed)  # the same initial weights on every rank
-        model = create_model(m.name, pretrained=m.pretrained, **self.model_args())
+        model = create_model(m.name, pretrained=m.pretrained, num_classes=self.num_classes, **self.model_args())
         if m.checkpoint:
             missing = init_weights_from(model, m.checkpoint)
             if missing:
@@ -566,10 +579,12 @@ class Trainer:
             "num_classes": self.num_classes,
             "label_names": list(self.classes),
             "recipe": recipe_to_dict(self.recipe),
+            "pretrained_cfg": self.data_cfg,
             "rng": rng_states,
             "epoch": self.epoch,
             "step": self.step,
             "step_in_epoch": self.step_in_epoch,
+            "epoch_sums": dict(self.epoch_sums),
             "stage": self.stage_index,
             "stage_name": self.recipe.stages[min(self.stage_index, len(self.recipe.stages) - 1)].name,
             "finished": finished,
@@ -620,6 +635,7 @@ class Trainer:
         self.classes = list(self.train_set.classes)
         self.num_classes = r.model.num_classes or len(self.classes)
         self.val_set = self._dataset(r.eval.split or r.data.val_split, train=False)
+        self.data_cfg = self._data_cfg()
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "recipe.yaml").write_text(recipe_to_yaml(r))
@@ -629,10 +645,12 @@ class Trainer:
         ckpt = load_training_checkpoint(self.resume_from) if self.resume_from else None
         self.step = self.epoch = self.stage_index = self.step_in_epoch = 0
         self.best_top1 = -1.0
+        self.epoch_sums: dict[str, float] = {}
         if ckpt is not None:
             self.model.load_state_dict(ckpt["model"])
             self.step, self.epoch, self.stage_index = ckpt["step"], ckpt["epoch"], ckpt["stage"]
             self.step_in_epoch, self.best_top1 = ckpt["step_in_epoch"], ckpt.get("best_top1", -1.0)
+            self.epoch_sums = dict(ckpt.get("epoch_sums", {}))
             self.logger.truncate(self.step)
             if ckpt["finished"]:
                 self._print(f"{self.run_dir} holds a finished run; its results are reported below "
@@ -693,9 +711,15 @@ class Trainer:
                 self._print(f"{len(bad)} unreadable videos were replaced this epoch (listed in the log above)")
             if last_epoch:
                 self.stage_index, self.epoch = index + 1, 0
-            self.save(stage, also=f"stage_{cfg.name}.pt" if last_epoch else None)
+            path = self.save(stage, also=f"stage_{cfg.name}.pt" if last_epoch else None)
             if last_epoch:
                 self.stage_index = index
+            if self._stop_requested() and not (last_epoch and index == len(r.stages) - 1):
+                raise TrainingInterrupted(path, self._stop_signal or "another rank's stop")
+
+    def _stop_requested(self) -> bool:
+        """A stop requested on any rank (every rank must call this at the same point)."""
+        return any_rank(self._stop_signal is not None, self.device)
 
     def _train_epoch(self, stage: _Stage) -> dict[str, Any]:
         r = self.recipe
@@ -706,10 +730,10 @@ class Trainer:
         self._set_train_mode(stage)
         batches = iter(self.train_loader)
         sums: dict[str, float] = {}
-        epoch_sums: dict[str, float] = {}
+        if self.step_in_epoch == 0:
+            self.epoch_sums = {}
         clips_seen, window_start, window_steps = 0, time.perf_counter(), 0
         epoch_start_time = time.perf_counter()
-        epoch_steps = 0
         bar = tqdm(total=stage.steps_per_epoch, initial=self.step_in_epoch, unit="step", leave=False,
                    desc=f"{stage.name} {self.epoch + 1}/{stage.epochs}", disable=not (self.is_main and r.progress))
         try:
@@ -719,10 +743,9 @@ class Trainer:
                 self.step += 1
                 self.step_in_epoch += 1
                 window_steps += 1
-                epoch_steps += 1
                 for k, v in values.items():
                     sums[k] = sums.get(k, 0.0) + v
-                    epoch_sums[k] = epoch_sums.get(k, 0.0) + v
+                    self.epoch_sums[k] = self.epoch_sums.get(k, 0.0) + v
                 elapsed = time.perf_counter() - window_start
                 bar.update()
                 bar.set_postfix(loss=f"{values['loss']:.4f}", clips_s=f"{clips_seen / max(elapsed, 1e-9):.1f}",
@@ -735,13 +758,13 @@ class Trainer:
                     sums, clips_seen, window_start, window_steps = {}, 0, time.perf_counter(), 0
                 for callback in self.callbacks:
                     callback(self)
-                if any_rank(self._stop_signal is not None, self.device):
+                # A stop at the epoch's last step waits for the epoch's end (validation, checkpoint).
+                if self.step_in_epoch < stage.steps_per_epoch and self._stop_requested():
                     bar.close()
-                    path = self.save(stage)
-                    raise TrainingInterrupted(path, self._stop_signal or "another rank's stop")
+                    raise TrainingInterrupted(self.save(stage), self._stop_signal or "another rank's stop")
         finally:
             bar.close()
-        means = self._mean_over_ranks({k: v / max(epoch_steps, 1) for k, v in epoch_sums.items()})
+        means = self._mean_over_ranks({k: v / stage.steps_per_epoch for k, v in self.epoch_sums.items()})
         record = {"kind": "epoch", "stage": stage.name, "epoch": self.epoch + 1, "step": self.step,
                   "lr": stage.scheduler.get_last_lr()[0], "epoch_time_s": time.perf_counter() - epoch_start_time}
         record.update({f"train_{k}": v for k, v in means.items()})
@@ -828,10 +851,11 @@ def evaluate_model(model: nn.Module, recipe: Recipe, trainer: Trainer, classes: 
     single = predict(model, trainer.val_loader, features=e.features if want_features else False,
                      desc=f"eval {split}", **run)
     metrics: dict[str, Any] = {"split": split, "videos": len(single["labels"])}
-    metrics.update(topk_accuracy(single["scores"], single["labels"]))
+    if e.accuracy:
+        metrics.update(topk_accuracy(single["scores"], single["labels"]))
     final = single
     views = e.n_clips * e.n_crops
-    if views > 1:
+    if views > 1 and e.accuracy:
         multi_set = trainer._dataset(split, train=False, n_clips=e.n_clips, n_crops=e.n_crops)
         loader = trainer._loader(multi_set, train=False, batch_size=max(1, eval_batch // views))
         final = predict(model, loader, desc=f"eval {split} {e.n_clips}x{e.n_crops} views", **run)
@@ -853,7 +877,7 @@ def evaluate_model(model: nn.Module, recipe: Recipe, trainer: Trainer, classes: 
                            efficacy=efficacy_score(train_acc, test_acc))
     if trainer.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if e.confusion_matrix:
+        if e.confusion_matrix and e.accuracy:
             matrix = confusion_matrix(final["scores"].argmax(1), final["labels"], final["scores"].shape[1])
             names = list(classes) + [str(i) for i in range(len(classes), matrix.shape[0])]
             top1 = metrics.get("multiview_top1", metrics["top1"])

@@ -164,6 +164,8 @@ class EvalConfig:
 
     split: str | None = None
     """Split to evaluate (default: ``data.val_split``)."""
+    accuracy: bool = True
+    """Report the classifier's top-1/top-5 (off for self-supervised runs, whose classifier is never trained)."""
     every: int = 1
     """Validate every this many epochs during training (0: only at the end of each stage)."""
     batch_size: int | None = None
