@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
 import re
 import subprocess
@@ -54,7 +55,7 @@ def git_revision() -> str:
 
 
 def env_info(device: str | torch.device = "cpu") -> dict:
-    """Where a benchmark ran: device, torch threads, Python/torch/triton/CUDA versions, git revision, time."""
+    """Where a benchmark ran: device, threads, Python/torch/triton/CUDA versions, git revision, load, time."""
     try:
         import triton
         triton_version = triton.__version__
@@ -69,6 +70,7 @@ def env_info(device: str | torch.device = "cpu") -> dict:
         "triton": triton_version,
         "cuda": torch.version.cuda,
         "git_revision": git_revision(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # CPU timings on a busy machine are noisy
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
