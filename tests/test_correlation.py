@@ -82,6 +82,33 @@ def test_reference_gradcheck(normalize):
     assert torch.autograd.gradcheck(lambda v: temporal_correlation_reference(v, 1, 1, normalize), (x,))
 
 
+def unfold_correlation(f1, f2, max_displacement, stride, normalize):
+    """Independent formulation: all displaced copies of f2 at once with F.unfold (D times the memory)."""
+    r = max_displacement // stride
+    n = 2 * r + 1
+    size_b, channels, size_y, size_x = f1.shape
+    if normalize:
+        f1, f2 = (torch.nn.functional.normalize(f, dim=1, eps=CORRELATION_EPS) for f in (f1, f2))
+    windows = torch.nn.functional.unfold(f2, n, dilation=stride, padding=r * stride)
+    out = (f1.unsqueeze(2) * windows.view(size_b, channels, n * n, size_y, size_x)).sum(1)
+    return out if normalize else out / channels
+
+
+@pytest.mark.parametrize("max_displacement,stride,normalize,shape", [
+    (3, 1, True, (4, 64, 14, 14)),     # HCML level 3
+    (8, 2, True, (2, 64, 28, 28)),     # HCML level 1's displacements
+    (20, 2, False, (1, 256, 24, 32)),  # FlowNetC (half its map)
+])
+def test_reference_matches_unfold_at_realistic_sizes(max_displacement, stride, normalize, shape):
+    f1, f2 = features(*shape), features(*shape, seed=1)
+    out = correlation_reference(f1, f2, max_displacement, stride, normalize)
+    expected = unfold_correlation(f1, f2, max_displacement, stride, normalize)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+    grad = torch.randn_like(out)
+    for g, w in zip(torch.autograd.grad(out, (f1, f2), grad), torch.autograd.grad(expected, (f1, f2), grad)):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_reference_half_precision_accumulates_in_fp32(dtype):
     f1, f2 = features(1, 64, 6, 7, dtype=dtype), features(1, 64, 6, 7, dtype=dtype, seed=1)
