@@ -170,10 +170,8 @@ class S3D(VideoModel):
 
     def prune_intermediate_layers(self, last_index: int) -> None:
         """Drop the ``features`` after level ``last_index`` and the classifier (``features_only`` use)."""
-        last_module, _, reduction, temporal_reduction = _LEVELS[last_index]
-        for i in range(last_module + 1, len(self.features)):
+        for i in range(_LEVELS[last_index][0] + 1, len(self.features)):
             self.features[i] = nn.Identity()
-        self.min_frames, self.min_size = temporal_reduction, reduction
         self.reset_classifier(0, "")
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -359,7 +359,6 @@ class VideoResNet(VideoModel):
         for level, name in enumerate(self.stage_names, start=1):
             if level > last_index:
                 setattr(self, name, nn.Identity())
-        self.min_frames = self.feature_info[last_index]["temporal_reduction"]
         self.reset_classifier(0, "")
 
 
