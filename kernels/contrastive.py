@@ -24,9 +24,13 @@ Both sit behind the custom ops ``zoo::info_nce_forward`` / ``zoo::info_nce_backw
 (``torch.library``, with fake implementations and autograd), so ``torch.compile(fullgraph=True)``
 traces :func:`info_nce` on CPU and CUDA.
 
-Memory of the Triton path: the inputs, the (N, K) and (M, K) gradients in float32 before the
-cast, and O(splits x N) per-row statistics. The materialised version holds the (N, M)
-logits, their softmax and its gradient.
+Memory of the Triton path, besides the inputs: the (N, K) and (M, K) gradients in float32
+before the cast (dQ as (splits, N, K) partial sums when the keys are split), and O(splits x N)
+per-row statistics. The materialised version holds the (N, M) logits, their softmax and its
+gradient. Targets are range-checked when the op runs (one host sync on CUDA).
+
+Interpreting a kernel makes Triton add its interpreter's names to this module's namespace
+(as it does under TRITON_INTERPRET=1); nothing of ours is overwritten.
 """
 import functools
 import math

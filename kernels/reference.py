@@ -296,6 +296,7 @@ def info_nce_chunked_forward(
         highest (ties count as correct). loss and lse are float32 (float64 for float64 input).
     """
     q, k = _info_nce_operands(query, keys, normalize)
+    q = q * (1.0 / temperature)
     target = target.long()
     num_rows = q.shape[0]
     chunk = _info_nce_chunk_rows(num_rows, k.shape[0], chunk_size)
@@ -304,12 +305,12 @@ def info_nce_chunked_forward(
     correct = torch.empty(num_rows, dtype=torch.bool, device=q.device)
     for start in range(0, num_rows, chunk):
         rows = slice(start, start + chunk)
-        logits = q[rows] @ k.T
-        logits.mul_(1.0 / temperature)
-        lse[rows] = torch.logsumexp(logits, dim=1)
+        logits = q[rows] @ k.T  # the chunk's only (chunk, M) buffer, then updated in place
         positive = logits.gather(1, target[rows, None]).squeeze(1)
+        row_max = logits.amax(dim=1)
+        lse[rows] = logits.sub_(row_max[:, None]).exp_().sum(dim=1).log_().add_(row_max)
         loss[rows] = lse[rows] - positive
-        correct[rows] = positive >= logits.amax(dim=1)
+        correct[rows] = positive >= row_max
     return loss, lse, correct
 
 
@@ -343,13 +344,14 @@ def info_nce_chunked_backward(
     target = target.long()
     num_rows = q.shape[0]
     chunk = _info_nce_chunk_rows(num_rows, k.shape[0], chunk_size)
+    q_over_tau = q * (1.0 / temperature)
     grad_logits_scale = grad_loss.to(q.dtype) / temperature
     dq = torch.empty_like(q)
     dk = torch.zeros_like(k) if needs_keys_grad else None
     for start in range(0, num_rows, chunk):
         rows = slice(start, start + chunk)
-        grad_s = q[rows] @ k.T
-        grad_s.mul_(1.0 / temperature).sub_(lse[rows, None]).exp_()
+        grad_s = q_over_tau[rows] @ k.T  # logits, turned in place into dL/ds
+        grad_s.sub_(lse[rows, None]).exp_()
         grad_s[torch.arange(grad_s.shape[0], device=q.device), target[rows]] -= 1.0
         grad_s.mul_(grad_logits_scale[rows, None])
         dq[rows] = grad_s @ k
