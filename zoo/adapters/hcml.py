@@ -399,9 +399,11 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
     replaced by an :class:`HCMLStage`; its parameters move under ``<stage>.stage.``, the PMB's are
     ``<stage>.motion.``, ``g``'s ``<stage>.fuse.``. The side branch is ``model.hcml`` (flow heads
     under ``hcml.flow.<level>``, predictors under ``hcml.predict.<level>``). Also set:
-    ``model.hcml_cfg`` (:class:`HCMLConfig`), ``model.deploy()`` (see :func:`deploy`) and
-    ``model.min_frames`` (at least 2 time steps at every level). At init every ``g`` is zero, so
-    the model computes exactly what it computed before.
+    ``model.hcml_cfg`` (:class:`HCMLConfig`), ``model.deploy()`` (see :func:`deploy`),
+    ``model.min_frames`` (at least 2 time steps at every level) and ``model.min_size`` (frames large
+    enough for every level's displacement window, rounded up to a multiple of the network's
+    deepest reduction). At init every ``g`` is zero, so the model computes exactly what it
+    computed before.
 
     Args:
         model: a zoo video model with ``feature_info`` (video_resnet, timm2d, torchvision-compatible nets).
@@ -412,7 +414,7 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
         raise ValueError("the model already has HCML adapters")
     config = HCMLConfig(levels=tuple(levels), **cfg)
     motion_channels: dict[int, int] = {}
-    temporal_reductions = []
+    temporal_reductions, min_sizes = [], []
     for level in config.levels:
         info = model.feature_info[level_feature_index(model, level)]
         name = info["module"]
@@ -435,6 +437,7 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
         model.set_submodule(name, stage)
         motion_channels[level] = motion
         temporal_reductions.append(stage.temporal_reduction)
+        min_sizes.append((d + 1) * stage.reduction)
     if config.side_branch:
         side = _build_side_branch(config, motion_channels)
         param = next(model.parameters(), None)
@@ -443,6 +446,8 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
         model.hcml = side
     model.hcml_cfg = config
     model.min_frames = max(getattr(model, "min_frames", 1), 2 * max(temporal_reductions))
+    deepest = model.feature_info[-1]["reduction"]
+    model.min_size = max(getattr(model, "min_size", 1), -(-max(min_sizes) // deepest) * deepest)
     model.deploy = functools.partial(deploy, model)  # a partial (not a bound method) pickles with the model
     return model
 
