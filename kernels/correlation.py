@@ -61,7 +61,7 @@ _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 # Triton kernels. Plain functions here; `_kernels()` wraps them with `triton.jit` + autotune for
 # CUDA and with the interpreter for CPU tensors. Every tensor is contiguous (B, CH, T, H, W) with
 # CH = C (features), D (output, gradient) or 1 (inverse norms), so the offset of (b, ch, t, y, x) is
-# ((b*CH + ch)*T + t)*H*W + y*W + x; `b` is int64 so that offsets never overflow.
+# ((b*CH + ch)*T + t)*H*W + y*W + x. `b` is int64; offsets within a sample are int32 (checked on entry).
 # ---------------------------------------------------------------------------------------
 
 def _correlation_fwd_kernel(
@@ -425,9 +425,15 @@ def _check_args(tensors: dict[str, torch.Tensor], ndim: int, layout: str, max_di
         raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {backend!r}")
     device = first[1].device
     if backend == "auto":
-        return "triton" if device.type == "cuda" and triton is not None else "torch"
-    if backend == "triton" and device.type not in ("cuda", "cpu"):
-        raise ValueError(f"backend='triton' runs on CUDA tensors (or CPU tensors, interpreted), got {device}")
+        backend = "triton" if device.type == "cuda" and triton is not None else "torch"
+    if backend == "triton":
+        if device.type not in ("cuda", "cpu"):
+            raise ValueError(f"backend='triton' needs CUDA tensors (or CPU ones, interpreted), got {device}")
+        planes = max(first[1].shape[1], (2 * (max_displacement // stride) + 1) ** 2)  # max(C, D)
+        sample = planes * first[1][0, 0].numel()
+        if sample >= 2**31:
+            raise ValueError(f"backend='triton' indexes within a sample in int32: expected fewer than 2**31 "
+                             f"elements per sample of the features and of the cost volume, got {sample}")
     return backend
 
 

@@ -252,6 +252,7 @@ def test_public_names_are_the_functions():
     (lambda f: correlation(f, f, 2, backend="cuda"), "backend must be"),
     (lambda f: correlation(f[:, :0], f[:, :0], 1), "non-empty"),
     (lambda f: temporal_correlation(f, 1), "5-D"),
+    (lambda f: correlation(*[f.new_empty(1).expand(1, 64, 8192, 8192)] * 2, 1, backend="triton"), "2\\*\\*31"),
 ])
 def test_bad_input_raises_value_error(call, message):
     with pytest.raises(ValueError, match=message):
