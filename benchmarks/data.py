@@ -20,6 +20,7 @@ the figures.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import statistics
 import sys
@@ -105,6 +106,17 @@ def breakdown(ds, clips: int) -> dict:
             "transform_ms": round(1000 * statistics.median(transform), 1)}
 
 
+def versions() -> dict[str, str | None]:
+    """Versions of the video stack (decord from the ``decord2`` distribution)."""
+    out = {}
+    for dist in ("decord2", "av", "torchvision", "numpy"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=3, help="source videos per size (default 3)")
@@ -133,6 +145,7 @@ def main() -> None:
     payload = {
         "benchmark": "data pipeline: decode + transforms, clips per second",
         "env": env_info("cpu"),
+        "versions": versions(),
         "cpu_count": os.cpu_count(),
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
