@@ -5,25 +5,29 @@ stage (:mod:`zoo.layers.conv`), per-stage temporal strides and a stem. Whose con
 registered model follows:
 
 ================  =====================================================================================
-``r3d_18``        torchvision ``r3d_18`` (Tran et al. 2018): 3x3x3 convs, 3x7x7 stem, no max-pool,
-``mc3_18``        torchvision ``mc3_18``: 3x3x3 in res2, 1x3x3 above, no temporal stride.
-``r2plus1d_18``   torchvision ``r2plus1d_18``: (2+1)D convs with parameter-matched middle widths.
-                  These three use torchvision's module layout and key names, so torchvision
+model             conventions (whose choices)
+================  =====================================================================================
+``r3d_18``        torchvision's ``r3d_18`` (Tran et al. 2018): 3x3x3 convs, 3x7x7 stem, no max-pool,
+                  stride 2 in time and space at res3..res5.
+``mc3_18``        torchvision's ``mc3_18``: 3x3x3 convs in res2, 1x3x3 above, no temporal stride.
+``r2plus1d_18``   torchvision's ``r2plus1d_18``: (2+1)D convs with parameter-matched middle widths.
+                  These three use torchvision's module layout and key names: torchvision
                   checkpoints load (``fc`` -> ``head.fc``) and give torchvision's outputs.
 ``r2plus1d_34``   Tran et al.'s R(2+1)D-34 on torchvision's layout (torchvision has no builder for it).
 ``r2plus1d_50``   torchvision's ``VideoResNet(Bottleneck, Conv2Plus1D, [3, 4, 6, 3])`` layout.
-``r2d_50``        HCML (Table 7, appendix B.1): ImageNet ResNet-50 as 1x*x* convs, 1x7x7 stem with
-``r2plus1d_101``  spatial stride 2, 1x3x3 max-pool (ours: Table 7 lists none, but its 56x56 res2 needs
-                  it), temporal stride 2 at res3 and res4 (T, T/2, T/4, T/4 at res2..res5).
-                  R(2+1)D-101 is top-heavy: a 3x1x1 conv before the 1x3x3 one only in res4 and res5,
-                  with the bottleneck width kept constant (not torchvision's parameter-matched width).
-``r2d_18``        ours where the paper is silent: ImageNet ResNet-18 on every frame (1x7x7 stem,
+``r2d_50``,       HCML (appendix B.1, Table 7): ImageNet ResNet-50 layout with a 1x7x7 stem of spatial
+``r2plus1d_101``  stride 2, a 1x3x3 max-pool (ours: Table 7 lists none, but its 56x56 res2 needs it),
+                  temporal stride 2 at res3 and res4 (T, T/2, T/4, T/4 at res2..res5). R(2+1)D-101 is
+                  top-heavy: a 3x1x1 conv before the 1x3x3 one in res4 and res5 only, at the constant
+                  bottleneck width (not torchvision's parameter-matched width).
+``r2d_18``        ours, where the papers are silent: ImageNet ResNet-18 on every frame (1x7x7 stem,
                   max-pool, no temporal stride), so that timm's ``resnet18`` weights load exactly.
-``r3d_50``        ours: ``r2d_50`` with every 3x3 conv a 3x3x3 conv and a 3x7x7 stem (inflatable from
-                  ImageNet ResNet-50, HCML's temporal strides).
-``i3d_50``        ours: I3D ResNet-50 of Wang et al. (non-local networks) / PySlowFast -- 5x7x7 stem and
-                  3x1x1 first bottleneck convs (res2 all blocks, res3/res4 every other block from the
-                  first, res5 the middle block) -- with HCML's temporal strides instead of max-pools.
+``r3d_50``        ours: ``r2d_50`` with 3x3x3 middle convs and a 3x7x7 stem (inflatable from
+                  ImageNet ResNet-50; HCML's temporal strides).
+``i3d_50``        ours: the I3D ResNet-50 of Wang et al. (non-local networks) as PySlowFast builds it --
+                  5x7x7 stem, 3x1x1 first bottleneck convs (all of res2, every other block of res3 and
+                  res4 from the first, the middle block of res5) -- with HCML's temporal strides in
+                  place of temporal max-pools.
 ================  =====================================================================================
 
 Weights of timm's 2D ``resnet18`` / ``resnet50`` (keys ``conv1``, ``bn1``, ``layer1.0.conv1``, ...,
@@ -395,8 +399,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: VideoResNet
         foreign = sorted(k for k in state_dict if k not in own and not k.startswith("fc."))
         if foreign:
             raise ValueError(
-                f"2D ResNet weights do not map onto {type(model).__name__} "
-                f"{getattr(model, 'pretrained_cfg', None) and model.pretrained_cfg.architecture}: no place for "
+                f"2D ResNet weights do not map onto this {type(model).__name__}: no place for "
                 f"{foreign[:4]}{' ...' if len(foreign) > 4 else ''}. They load into r2d_*, r3d_50 and i3d_50 "
                 "(one 3-D conv for every 2-D conv), not into (2+1)D models."
             )
