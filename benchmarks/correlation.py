@@ -21,8 +21,12 @@ Peak memory is the extra memory above what the inputs already hold:
   kernel's resident-set high-water mark (``echo 5 > /proc/self/clear_refs``), runs the call once and
   reads ``VmHWM - VmRSS(before)`` from ``/proc/self/status``: the resident memory the call added at its
   peak, allocator caching included (a fresh process has no cached blocks to hide behind).
+CPU runs use ``--threads`` torch threads (recorded as ``env.torch_threads``): on a machine shared with
+other processes, the reference's many small parallel ops lose most of their time in OpenMP barriers
+when threads are oversubscribed, so one thread measures the algorithms rather than the contention.
 Times: CUDA events around each call (median of ``--repeats`` after warm-up); CPU ``perf_counter``
-(median of ``--repeats`` after the memory run, which doubles as warm-up).
+(median of ``--repeats`` after the memory run, which doubles as warm-up), plus the process CPU time
+(``process_time``, all threads), which other processes on a shared machine disturb less.
 """
 from __future__ import annotations
 
@@ -134,6 +138,7 @@ def cpu_worker(spec: dict) -> dict:
     """One (shape, impl, pass) in this fresh process: peak extra RSS of one call, then the median time."""
     shape, impl, backward = tuple(spec["shape"]), spec["impl"], spec["backward"]
     dtype = getattr(torch, spec["dtype"])
+    torch.set_num_threads(spec["threads"])
     if impl != "naive":
         import zoo.kernels.correlation  # noqa: F401  (import cost stays out of the measurement)
     f1, f2, grad = make_inputs(shape, dtype, "cpu", backward)
@@ -143,18 +148,20 @@ def cpu_worker(spec: dict) -> dict:
     one_call(impl, shape, f1, f2, grad)
     first = time.perf_counter() - start
     peak = _proc_status_mib("VmHWM") - before
-    times = []
+    times, cpu_times = [], []
     for _ in range(spec["repeats"]):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         one_call(impl, shape, f1, f2, grad)
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - start_cpu)
     return {"time_ms": 1e3 * statistics.median(times), "min_time_ms": 1e3 * min(times),
-            "first_call_ms": 1e3 * first, "peak_mib": peak, "repeats": spec["repeats"]}
+            "cpu_time_ms": 1e3 * statistics.median(cpu_times), "first_call_ms": 1e3 * first,
+            "peak_mib": peak, "repeats": spec["repeats"]}
 
 
 def measure_cpu(shape: tuple, impl: str, backward: bool, dtype: torch.dtype, repeats: int) -> dict:
     spec = {"shape": list(shape), "impl": impl, "backward": backward, "dtype": str(dtype).split(".")[1],
-            "repeats": repeats}
+            "repeats": repeats, "threads": torch.get_num_threads()}
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
                           text=True)
     if proc.returncode != 0:
@@ -214,12 +221,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per measurement")
     parser.add_argument("--dtype", default=None, help="float32 (CPU default) or bfloat16 (CUDA default), ...")
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--tag", default="", help="JSON name suffix: correlation_<device>[_<tag>].json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(cpu_worker(json.loads(args.worker))))
         return
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     on_cuda = args.device == "cuda"
     dtype = getattr(torch, args.dtype or ("bfloat16" if on_cuda else "float32"))
     repeats = args.repeats or (20 if on_cuda else 3)
@@ -261,7 +272,8 @@ def main() -> None:
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "shapes": results,
     }
-    path = write_result(f"correlation_{device_slug(args.device)}", payload)
+    name = f"correlation_{device_slug(args.device)}" + (f"_{args.tag}" if args.tag else "")
+    path = write_result(name, payload)
     print(f"wrote {path}")
 
 
