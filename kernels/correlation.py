@@ -31,10 +31,14 @@ Kernel design (fp32 accumulation, fp64 for fp64 inputs, output in the input dtyp
   ``tl.zeros``, which are ``@triton.jit`` library functions that the interpreter cannot call unless
   TRITON_INTERPRET=1 was set before Triton was imported), and no ``vector & scalar_bool`` masks (the
   Triton 3.9 interpreter mistypes them), so the same source runs compiled and interpreted.
+- autotune configs for H100-class GPUs were picked by register budget (ptxas for sm_90a: no spills in
+  the forward); they have not yet been timed on a GPU (see benchmarks/correlation.py).
 
 The ops are registered with ``torch.library.custom_op`` (``zoo::correlation``,
 ``zoo::temporal_correlation`` and their ``_backward`` ops) with fake implementations and autograd, so
-``torch.compile(fullgraph=True)`` sees them as single graph nodes on CPU and CUDA.
+``torch.compile(fullgraph=True)`` sees them as single graph nodes on CPU and CUDA. ``custom_op``
+rather than ``triton_op``: one implementation dispatches to the compiled kernels, the interpreter or
+the reference (the ``backend`` argument).
 """
 from __future__ import annotations
 
