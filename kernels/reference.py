@@ -236,13 +236,15 @@ def info_nce_normalize_backward(x: torch.Tensor, grad_unit: torch.Tensor) -> tor
     """Gradient w.r.t. x (R, K) of ``x_hat = x / max(||x||, eps)``, given ``grad_unit = dL/dx_hat``.
 
     ``dx = (g - x_hat (x_hat . g)) / ||x||`` where the norm exceeds eps, ``g / eps`` where it
-    is clamped (what autograd gives through ``F.normalize``). Returned in grad_unit's dtype.
+    is clamped (what autograd gives through ``F.normalize``). Returned in grad_unit's dtype,
+    with one (R, K) buffer besides grad_unit (einsum contracts without a product temporary).
     """
     norm = torch.linalg.vector_norm(x, dim=1, dtype=grad_unit.dtype)
     inv_norm = norm.clamp_min(INFO_NCE_NORM_EPS).reciprocal()
-    unit = x.to(grad_unit.dtype) * inv_norm[:, None]
-    radial = torch.where(norm > INFO_NCE_NORM_EPS, (unit * grad_unit).sum(dim=1), 0.0)
-    return (grad_unit - unit * radial[:, None]) * inv_norm[:, None]
+    out = x.to(grad_unit.dtype, copy=True).mul_(inv_norm[:, None])  # x_hat
+    radial = torch.einsum("rk,rk->r", out, grad_unit).masked_fill_(norm <= INFO_NCE_NORM_EPS, 0.0)
+    out.mul_(radial[:, None]).neg_().add_(grad_unit)
+    return out.mul_(inv_norm[:, None])
 
 
 def info_nce_reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
