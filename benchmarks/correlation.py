@@ -31,6 +31,7 @@ Times: CUDA events around each call (median of ``--repeats`` after warm-up); CPU
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -231,6 +232,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    env = env_info(args.device)  # before the run: the revision measured, not one committed meanwhile
     on_cuda = args.device == "cuda"
     dtype = getattr(torch, args.dtype or ("bfloat16" if on_cuda else "float32"))
     repeats = args.repeats or (20 if on_cuda else 3)
@@ -260,7 +262,7 @@ def main() -> None:
 
     payload = {
         "benchmark": "correlation",
-        "env": env_info(args.device),
+        "env": env,
         "dtype": str(dtype).split(".")[1],
         "quick": args.quick,
         "repeats": repeats,
@@ -269,6 +271,7 @@ def main() -> None:
             "torch.cuda.max_memory_allocated() - memory_allocated() before the call" if on_cuda else
             "fresh subprocess per measurement; VmHWM (reset via /proc/self/clear_refs) minus VmRSS "
             "before the call"),
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "shapes": results,
     }
