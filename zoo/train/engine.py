@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -504,6 +505,12 @@ class Trainer:
         for p in self.model.parameters():
             p.requires_grad_(True)
         raw = create_objective(cfg.objective, self.model, **cfg.objective_cfg)
+        # An objective drawing its own views (MSCL, MCL: clips with their optical flow) wraps the training set.
+        train_data = raw.wrap_train_set(self.train_set) if hasattr(raw, "wrap_train_set") else self.train_set
+        if self.train_loader.dataset.dataset is not train_data:
+            seed = self.train_loader.sampler.seed
+            self.train_loader = self._loader(train_data, train=True, batch_size=r.data.batch_size)
+            self.train_loader.sampler.seed = seed
         objective = raw if isinstance(raw, nn.Module) else _CallableObjective(self.model, raw)
         objective.to(self.device)
         candidates = list(raw.trainable_parameters()) if hasattr(raw, "trainable_parameters") \
@@ -607,7 +614,7 @@ class Trainer:
         if self.is_main:
             save_checkpoint(payload, path)
             if also:
-                save_checkpoint(payload, self.run_dir / also)
+                _link_or_copy(path, self.run_dir / also)
         barrier()
         return path
 
@@ -646,6 +653,7 @@ class Trainer:
         self.step = self.epoch = self.stage_index = self.step_in_epoch = 0
         self.best_top1 = -1.0
         self.epoch_sums: dict[str, float] = {}
+        self.final_metrics: dict[str, Any] | None = None
         if ckpt is not None:
             self.model.load_state_dict(ckpt["model"])
             self.step, self.epoch, self.stage_index = ckpt["step"], ckpt["epoch"], ckpt["stage"]
@@ -671,7 +679,7 @@ class Trainer:
         try:
             for index in range(self.stage_index, len(r.stages)):
                 self._train_stage(index, ckpt if ckpt is not None and index == ckpt["stage"] else None)
-            metrics = self.final_evaluation()
+            metrics = self.final_metrics if self.final_metrics is not None else self.final_evaluation()
             path = self.save(None, finished=True, metrics=metrics)
         finally:
             if in_main_thread:
@@ -702,8 +710,14 @@ class Trainer:
             self.epoch, self.step_in_epoch = epoch + 1, 0
             last_epoch = epoch + 1 == stage.epochs
             every = r.eval.every
-            if cfg.evaluate and (last_epoch or (every and (epoch + 1) % every == 0)):
+            if cfg.evaluate and last_epoch and index == len(r.stages) - 1:
+                # The end of the run: the final evaluation gives this epoch's validation numbers too.
+                self.final_metrics = self.final_evaluation()
+                if r.eval.accuracy:
+                    record.update({f"val_{k}": self.final_metrics[k] for k in ("top1", "top5", "loss")})
+            elif cfg.evaluate and (last_epoch or (every and (epoch + 1) % every == 0)):
                 record.update(self.validate())
+            if "val_top1" in record:
                 self.best_top1 = max(self.best_top1, record["val_top1"])
             self.logger.log(record)
             bad = self.train_set.report_bad_files(reset=True)
@@ -808,6 +822,9 @@ class Trainer:
         stage.scaler.update()
         stage.optimizer.zero_grad(set_to_none=True)
         stage.scheduler.step()
+        if hasattr(stage.objective, "after_step"):  # per-step updates of the objective (momentum encoders)
+            stage.objective.after_step(self.epoch * stage.steps_per_epoch + self.step_in_epoch + 1,
+                                       stage.epochs * stage.steps_per_epoch, stage.steps_per_epoch)
         return totals
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -817,13 +834,24 @@ class Trainer:
         out = predict(self.model, self.val_loader, self.device, self.amp_dtype, self.channels_last,
                       progress=self.recipe.progress, desc="val")
         acc = topk_accuracy(out["scores"], out["labels"])
-        nll = -out["scores"].gather(1, out["labels"][:, None]).clamp(min=1e-12).log().mean().item()
-        return {"val_top1": acc["top1"], "val_top5": acc["top5"], "val_loss": nll}
+        return {"val_top1": acc["top1"], "val_top5": acc["top5"], "val_loss": _nll(out)}
 
     def final_evaluation(self) -> dict[str, Any]:
         """Evaluate the trained model as the recipe's ``eval`` section asks; write ``eval.json``."""
         metrics = evaluate_model(self.model, self.recipe, self, self.classes, self.run_dir)
         return metrics
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` a hard link to ``source`` (no second write; ``last.pt`` is later replaced, not
+    rewritten in place, so the link keeps this version), or a copy where links are not supported."""
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 def _in_main_thread() -> bool:
@@ -852,7 +880,7 @@ def evaluate_model(model: nn.Module, recipe: Recipe, trainer: Trainer, classes: 
                      desc=f"eval {split}", **run)
     metrics: dict[str, Any] = {"split": split, "videos": len(single["labels"])}
     if e.accuracy:
-        metrics.update(topk_accuracy(single["scores"], single["labels"]))
+        metrics.update(topk_accuracy(single["scores"], single["labels"]), loss=_nll(single))
     final = single
     views = e.n_clips * e.n_crops
     if views > 1 and e.accuracy:
@@ -885,6 +913,12 @@ def evaluate_model(model: nn.Module, recipe: Recipe, trainer: Trainer, classes: 
                                   title=f"{recipe.name}: {split}, top-1 {top1:.1f}%")
         (out_dir / "eval.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n")
     return metrics
+
+
+def _nll(predictions: dict[str, torch.Tensor]) -> float:
+    """Mean negative log-likelihood of the true class under the (view-averaged) softmax."""
+    p = predictions["scores"].gather(1, predictions["labels"][:, None])
+    return -p.clamp(min=1e-12).log().mean().item()
 
 
 def _json_safe(metrics: dict[str, Any]) -> dict[str, Any]:
