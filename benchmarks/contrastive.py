@@ -3,7 +3,7 @@
     python benchmarks/contrastive.py [--device cpu|cuda] [--quick] [--sizes N ...] [--dims K ...]
                                      [--moco-queue Q] [--repeats R] [--dtype DTYPE]
 
-Writes ``benchmarks/results/contrastive_<device>.json``: per case and implementation, the median
+Writes ``benchmarks/results/contrastive_<device>[_<tag>].json``: per case and implementation, the median
 time of forward + backward (the gradients of the inputs that require grad) and its peak extra memory.
 
 Cases (issue 4):
@@ -212,6 +212,7 @@ def main() -> None:
     parser.add_argument("--max-materialized-gib", type=float, default=None,
                         help="skip the materialised version above 3 x N x M elements of this many GiB "
                              "(default 8 on CPU, 70 on CUDA)")
+    parser.add_argument("--tag", default="", help="suffix of the JSON's name, for runs of other sizes")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -273,7 +274,7 @@ def main() -> None:
             "the call: resident memory added at the call's peak, gradients included"),
         "cases": results,
     }
-    path = write_result(f"contrastive_{device_slug(args.device)}", payload)
+    path = write_result("_".join(filter(None, ["contrastive", device_slug(args.device), args.tag])), payload)
     print(f"wrote {path}")
 
 
