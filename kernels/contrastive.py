@@ -21,8 +21,8 @@ Backends:
 - ``'auto'``: Triton for CUDA float32/float16/bfloat16 tensors, ``'torch'`` otherwise.
 
 Both sit behind the custom ops ``zoo::info_nce_forward`` / ``zoo::info_nce_backward``
-(``torch.library``, with fake implementations and autograd), so ``torch.compile(fullgraph=True)``
-traces :func:`info_nce` on CPU and CUDA.
+(``torch.library``, with fake implementations and autograd): ``torch.compile(fullgraph=True)``
+treats them as opaque nodes on any device (tested on CPU, both backends).
 
 Memory of the Triton path, besides the inputs: the (N, K) and (M, K) gradients in float32
 before the cast (dQ as (splits, N, K) partial sums when the keys are split), and O(splits x N)
