@@ -24,5 +24,9 @@ _LAZY = {
 def __getattr__(name):
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name], __name__)
-        return getattr(module, name)
+        value = getattr(module, name)
+        # Importing the submodule `.correlation` bound it to this package's attribute of the same
+        # name; the public name is the function, so cache it over the submodule.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
