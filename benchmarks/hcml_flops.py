@@ -6,9 +6,8 @@ The paper's HCML overheads are 1.18x on R2D-50 (T=16, 224x224) and 1.11x on R(2+
 ``gflops`` in multiply-adds as video papers count them (``gflops_2x``: 2 FLOPs per multiply-add).
 The deployed model is counted: the side branch (flow heads, predictors) is training-only.
 
-The cost volume is counted honestly: ``zoo::temporal_correlation`` costs ``2 B C T H W D`` FLOPs
-(``C`` the reduced channels, ``D = (2r+1)^2`` displacements), KERNELS.md's count. When the
-kernel package registers no formula for it, this script registers that one (the JSON says which).
+The cost volume is counted: ``zoo::temporal_correlation`` registers ``2 B C T H W D`` FLOPs with
+the flop counter (``C`` the reduced channels, ``D = (2r+1)^2`` displacements), KERNELS.md's count.
 
     python benchmarks/hcml_flops.py
 """
@@ -18,7 +17,6 @@ import argparse
 
 import torch
 from _common import env_info, write_result
-from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 import zoo
@@ -30,25 +28,6 @@ MODELS = {
     "hcml_r2d_50": ("r2d_50", (3, 16, 224, 224), 1.18),
     "hcml_r2plus1d_101": ("r2plus1d_101", (3, 32, 224, 224), 1.11),
 }
-
-
-def ensure_correlation_flop_formula() -> str:
-    """Register ``2 B C T H W D`` FLOPs for ``zoo::temporal_correlation`` unless a formula exists.
-
-    Returns who provides the formula: ``'zoo.kernels'`` or ``'benchmarks/hcml_flops.py'``.
-    """
-    import zoo.kernels.correlation  # noqa: F401  (defines torch.ops.zoo.temporal_correlation)
-
-    op = torch.ops.zoo.temporal_correlation
-    if op in flop_counter.flop_registry:
-        return "zoo.kernels"
-
-    @flop_counter.register_flop_formula(op)
-    def _temporal_correlation_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
-        b, c, t, h, w = x_shape
-        return 2 * b * c * t * h * w * out_shape[1]
-
-    return "benchmarks/hcml_flops.py"
 
 
 def level_gflops(model: torch.nn.Module, input_size: tuple[int, ...]) -> dict[str, dict[str, float]]:
@@ -98,7 +77,6 @@ def measure(name: str, input_size: tuple[int, ...]) -> tuple[torch.nn.Module, di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
-    formula = ensure_correlation_flop_formula()
     rows = {}
     for name, (backbone, input_size, paper_overhead) in MODELS.items():
         _, plain = measure(backbone, input_size)
@@ -125,7 +103,6 @@ def main() -> None:
         {
             "env": env_info("cpu"),
             "flops_unit": "multiply-adds",
-            "correlation_flop_formula": formula,
             "models": rows,
         },
     )

@@ -46,6 +46,7 @@ import functools
 from typing import Literal
 
 import torch
+from torch.utils.flop_counter import register_flop_formula
 
 from .reference import CORRELATION_EPS, correlation_backward_reference, correlation_forward_reference
 
@@ -392,6 +393,32 @@ def _temporal_backward(ctx, grad):
 
 
 _temporal_correlation_op.register_autograd(_temporal_backward, setup_context=_temporal_setup_context)
+
+
+# FLOPs for torch.utils.flop_counter (and so zoo.utils.count_flops): 2 per multiply-add of the C-long
+# dot products, B*[T]*H*W*D of them; the backward computes both input gradients, twice the forward.
+@register_flop_formula(torch.ops.zoo.correlation)
+def _correlation_flops(f1_shape, *args, out_shape=None, **kwargs) -> int:
+    b, c, h, w = f1_shape
+    return 2 * b * c * h * w * out_shape[1]
+
+
+@register_flop_formula(torch.ops.zoo.correlation_backward)
+def _correlation_backward_flops(grad_shape, f1_shape, *args, **kwargs) -> int:
+    b, d, h, w = grad_shape
+    return 4 * b * f1_shape[1] * h * w * d
+
+
+@register_flop_formula(torch.ops.zoo.temporal_correlation)
+def _temporal_correlation_flops(x_shape, *args, out_shape=None, **kwargs) -> int:
+    b, c, t, h, w = x_shape
+    return 2 * b * c * t * h * w * out_shape[1]
+
+
+@register_flop_formula(torch.ops.zoo.temporal_correlation_backward)
+def _temporal_correlation_backward_flops(grad_shape, x_shape, *args, **kwargs) -> int:
+    b, d, t, h, w = grad_shape
+    return 4 * b * x_shape[1] * t * h * w * d
 
 
 # ---------------------------------------------------------------------------------------

@@ -319,3 +319,20 @@ def test_cuda_torch_compile_fullgraph():
     torch.testing.assert_close(compiled, eager)
     for g, w in zip(torch.autograd.grad(compiled, (f1, f2)), torch.autograd.grad(eager, (f1, f2))):
         torch.testing.assert_close(g, w)
+
+
+def test_flop_counter_counts_the_ops():
+    """torch.utils.flop_counter (and so zoo.utils.count_flops) counts 2 FLOPs per multiply-add of the
+    cost volume, and twice that for the backward's two input gradients."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(2, 8, 3, 10, 12, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        temporal_correlation(x, 4, stride=2).sum().backward()
+    counts = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    forward = 2 * 2 * 8 * 3 * 10 * 12 * 25
+    assert counts == {"zoo.temporal_correlation": forward, "zoo.temporal_correlation_backward": 2 * forward}
+    f1, f2 = torch.randn(2, 8, 10, 12), torch.randn(2, 8, 10, 12)
+    with FlopCounterMode(display=False) as counter:
+        correlation(f1, f2, 3)
+    assert counter.get_total_flops() == 2 * 2 * 8 * 10 * 12 * 49
