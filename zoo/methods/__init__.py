@@ -47,4 +47,4 @@ def create_objective(name: str, model: nn.Module, **kwargs: Any) -> Any:
     return _OBJECTIVES[name](model, **kwargs)
 
 
-from . import classification, hcml  # noqa: E402,F401  (register 'classification' and 'hcml')
+from . import classification, hcml, mcl, mscl  # noqa: E402,F401  (register the objectives)

@@ -1,0 +1,481 @@
+"""MSCL, motion sensitive contrastive learning (Ni et al., ECCV 2022; ``papers/mscl_mcl.md``).
+
+``create_objective('mscl', model, ...)`` trains ``model`` (the RGB encoder, e.g. ``r3d_18``) with a
+second encoder on optical flow (``r2d_18`` on 2 channels), as the official code
+(``megvii-research/MSCL``, ``configs/recognition/moco/mscl_r18_cosm_lr2e-2.py``) does:
+
+- Views: for every video a query and a key clip, each with its flow (``zoo.flow``); see
+  :meth:`MSCLObjective.wrap_train_set`. Motion differential sampling (MDS, :class:`MDSSampler`)
+  draws the query's start among the clips whose motion-differential score is above the video's
+  median, and the key's start within ``+-T * stride`` frames of it, snapped to the nearest kept
+  start. Each clip is cropped (RandomResizedCrop, area 0.2-1) and flipped with its flow, and its
+  RGB frames colour-augmented.
+- Both branches are MoCo v2: a momentum (key) encoder, a 2-layer MLP projection to 128-d and a
+  queue of 65,536 keys per modality, temperature 0.07. The momentum follows the official cosine
+  schedule ``m = 1 - (1 - 0.994)(cos(pi step / steps) + 1) / 2``, rising from 0.994 to 1 over the stage.
+- Flow rotation augmentation (FRA): each sample's flow (query and key clips alike, as the official
+  pipeline rotates a sample's flows together) is rotated by ``(0.2 + 0.2 c) pi``, ``c`` drawn in
+  0..7 (36 to 288 degrees), then every flow frame (rotated or not) is divided by its largest vector
+  length (``NormFlowWithStidedAug``). Rotated keys are never enqueued.
+- Clip-level losses (all ``zoo.kernels.info_nce``, tau 0.07): within RGB, within flow, within rotated
+  flow (the flow queue as negatives); across modalities both ways, RGB query vs flow key with the
+  flow queue and flow query vs RGB key with the RGB queue, and the same with the rotated flow. As in
+  the official ``MSCLWithAug``, the rotated flow of a clip is the positive of these rotated-flow
+  losses; it is a negative only in LMCL.
+- LMCL (``MSCLWithAugPosHeadV2``): the RGB query's map at ``lmcl_level`` and the flow query's last
+  map are pooled over space and over time to ``lmcl_steps`` steps (b x C x t), projected to 128
+  channels per step (RGB: conv1d-ReLU-conv1d, flow: conv1d), L2-normalised; each RGB step is
+  classified among the ``2 t`` steps of the original and rotated flow by cosine similarity / 0.07,
+  the positive being the same step of the original flow.
+- Total: the sum of the seven clip-level losses and LMCL, each weight 1 (the official weights).
+
+Where we differ from the official code:
+
+- No TPN neck: the RGB clip embedding is the backbone's pooled features and LMCL reads the
+  backbone's ``lmcl_level`` map (default ``layer2`` of R3D-18: 128 channels and T/2 steps, the
+  input of the TPN level the official LMCL uses), with the projections the official head defines
+  for un-necked features. The flow encoder is the zoo's ``r2d_18`` (512 channels) on 2 channels.
+- InfoNCE with a queue: each query's negatives are the queue *and* the batch's other keys (they
+  enter the queue this step anyway); the official logits hold the queue only. The official code also
+  scales queue entries by ``0.99999 ** age``, which we leave out (under 0.5% at K400's settings).
+- Momentum: one update per optimizer step, after it; the official flow branch updates its key
+  encoder twice per step (once per flow forward). The official config sets ``max_iters`` to
+  clips x epochs, so there the momentum stays near 0.994; we use the stage's optimizer steps, as
+  the formula intends.
+- No shuffled BN: keys are encoded with the key encoder's own batch statistics (as single-process
+  MoCo implementations do); under DDP the keys of all processes are gathered into the queues.
+- MDS: clip scores use 8 flow frames 4 apart (the official settings) whatever the training clip's
+  length; the key's start goes to the nearest kept start (the official loop compares each start's
+  distance to the target with its distance to the best start so far); with no start above the median
+  (a video without motion) the query starts at the first flow frame and the key at its target.
+- The flow of a view is normalised after cropping (per frame, by its largest vector in the view),
+  the official pipeline before. Colour augmentation is MoCo v2's (``zoo.flow.ViewAugment``).
+
+The queues, key encoders and flow encoder live in the objective (``objective.state_dict()``), so a
+``zoo train`` checkpoint resumes them; the trained RGB encoder is ``model`` itself.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import kernels
+from ..flow.cache import FlowCache, FlowRecord
+from ..flow.motion import mds_clip_scores, mds_keep, rotate_flow
+from ..flow.views import FlowViewDataset, ViewAugment, crop_with_flow, random_resized_box, transform_settings
+from . import register_objective
+
+__all__ = [
+    "MSCLObjective",
+    "MDSSampler",
+    "MSCLView",
+    "MomentumQueue",
+    "ProjectionMLP",
+    "cosine_momentum",
+    "momentum_update",
+    "fra_angles",
+    "normalize_flow",
+    "trainable_model_parameters",
+    "flow_cache_from_cfg",
+    "check_flow_cfg",
+]
+
+FRA_ANGLES = tuple((0.2 + 0.2 * c) * math.pi for c in range(8))  # the official NormFlowWithStidedAug
+
+
+# ---------------------------------------------------------------------------------------------
+# MoCo machinery (MSCL's and MCL's)
+
+
+def cosine_momentum(step: int, total_steps: int, base: float = 0.994) -> float:
+    """The official MSCL momentum after ``step`` of ``total_steps``: ``1 - (1 - base)(cos(pi s / S) + 1) / 2``."""
+    progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
+    return 1.0 - 0.5 * (1.0 - base) * (math.cos(math.pi * progress) + 1.0)
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, target: nn.Module, momentum: float) -> None:
+    """``target <- momentum * target + (1 - momentum) * online``, parameter by parameter (buffers untouched)."""
+    for p_online, p_target in zip(online.parameters(), target.parameters()):
+        p_target.mul_(momentum).add_(p_online.detach(), alpha=1.0 - momentum)
+
+
+def momentum_copy(module: nn.Module) -> nn.Module:
+    """A frozen copy of ``module`` to serve as its momentum (key) encoder."""
+    copied = copy.deepcopy(module)
+    for p in copied.parameters():
+        p.requires_grad_(False)
+    return copied
+
+
+class MomentumQueue(nn.Module):
+    """A MoCo queue: the latest ``size`` L2-normalised keys of dimension ``dim``, a ring buffer.
+
+    It starts with random unit vectors (as MoCo's does). :meth:`push` writes keys (gathered from
+    every process under DDP) after the newest ones, overwriting the oldest.
+    """
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        if size < 1 or dim < 1:
+            raise ValueError(f"queue size and dim must be >= 1, got {size}, {dim}")
+        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+
+    @property
+    def size(self) -> int:
+        return self.keys.shape[0]
+
+    @torch.no_grad()
+    def push(self, keys: torch.Tensor) -> None:
+        """Enqueue ``(N, dim)`` keys (normalised here)."""
+        from ..train.distributed import gather_with_grad
+
+        keys = F.normalize(gather_with_grad(keys.detach()).float(), dim=1)[-self.size:]
+        slots = (self.pointer + torch.arange(keys.shape[0], device=keys.device)) % self.size
+        self.keys.index_copy_(0, slots, keys.to(self.keys.dtype))
+        self.pointer.copy_((self.pointer + keys.shape[0]) % self.size)
+
+    def with_batch(self, batch_keys: torch.Tensor) -> torch.Tensor:
+        """``cat([batch_keys, queue])``: the keys of a query whose positive is ``batch_keys[i]`` (target ``i``)."""
+        return torch.cat([batch_keys.detach(), self.keys.to(batch_keys.dtype)])
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, dim={self.keys.shape[1]}"
+
+
+class ProjectionMLP(nn.Sequential):
+    """MoCo v2's projection: ``Linear(d, d) - ReLU - Linear(d, out)``."""
+
+    def __init__(self, in_features: int, out_features: int = 128):
+        super().__init__(nn.Linear(in_features, in_features), nn.ReLU(inplace=True),
+                         nn.Linear(in_features, out_features))
+
+
+def trainable_model_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
+    """The model's parameters that self-supervised objectives train: all but the classifier (never used) and
+    an HCML side branch."""
+    head = getattr(model, "get_classifier", lambda: None)()
+    skip = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+    for name, p in model.named_parameters():
+        if id(p) not in skip and not name.startswith("hcml."):
+            yield p
+
+
+def pooled_features(model: nn.Module, feature_map: torch.Tensor) -> torch.Tensor:
+    """The model's pooled ``(B, C)`` features of a ``(B, C, T, H, W)`` map (its head, before the classifier)."""
+    if hasattr(model, "forward_head"):
+        return model.forward_head(feature_map, pre_logits=True)
+    return feature_map.mean(dim=(2, 3, 4))
+
+
+_FLOW_SETTINGS = ("provider", "provider_kwargs", "gap", "adjacent", "short_side", "root", "reader", "bound",
+                  "progress")
+
+
+def check_flow_cfg(flow: dict[str, Any]) -> dict[str, Any]:
+    """An objective's ``flow`` settings, checked for unknown keys (see :func:`flow_cache_from_cfg`)."""
+    unknown = sorted(set(flow) - set(_FLOW_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown flow settings {unknown}; known: {list(_FLOW_SETTINGS)}")
+    return dict(flow)
+
+
+def flow_cache_from_cfg(flow: dict[str, Any], default_provider: str, gap: int, adjacent: int) -> FlowCache:
+    """A :class:`~zoo.flow.FlowCache` from an objective's ``flow`` settings: ``provider``, ``provider_kwargs``,
+    ``gap``, ``adjacent``, ``short_side``, ``root``, ``reader``, ``bound`` (and ``progress``, for its build)."""
+    check_flow_cfg(flow)
+    return FlowCache(root=flow.get("root"), provider=flow.get("provider", default_provider),
+                     provider_kwargs=flow.get("provider_kwargs"), gap=flow.get("gap", gap),
+                     adjacent=flow.get("adjacent", adjacent), short_side=flow.get("short_side"),
+                     bound=flow.get("bound", 20.0), reader=flow.get("reader", "decord"))
+
+
+def view_settings(dataset: Any, size: int | None, hflip: bool | None) -> dict[str, Any]:
+    """Crop size, flips and normalisation of views: the dataset's training transform's, unless given."""
+    found = transform_settings(getattr(dataset, "transform", None))
+    size = size if size is not None else found.get("size")
+    if size is None:
+        raise ValueError("cannot tell the view size from the dataset's transform; set the objective's crop_size")
+    return {"size": int(size), "hflip": found["hflip"] if hflip is None else bool(hflip),
+            "mean": found.get("mean", (0.485, 0.456, 0.406)), "std": found.get("std", (0.229, 0.224, 0.225))}
+
+
+# ---------------------------------------------------------------------------------------------
+# Views: motion differential sampling, crops with flow
+
+
+def _randint(low: int, high: int) -> int:
+    """A uniform integer in ``[low, high]`` from torch's generator (seeded per item by the engine)."""
+    return int(torch.randint(low, high + 1, (1,)))
+
+
+class MDSSampler:
+    """Motion differential sampling of a query and a key clip (see the module docstring).
+
+    Args:
+        num_frames: frames per clip (T).
+        frame_stride: frames between a clip's frames.
+        mds_clip_len, mds_stride: the flow frames a clip score averages (official: 8, 4 apart).
+        shift: the key's start lies within ``+-shift`` clip spans (``T * stride`` frames) of the query's.
+
+    Calling it with a :class:`~zoo.flow.FlowRecord` returns two int arrays of frame indices
+    (query, key), wrapped around the video's end as the official ``out_of_bound_opt='loop'``.
+    """
+
+    def __init__(self, num_frames: int, frame_stride: int, mds_clip_len: int = 8, mds_stride: int = 4,
+                 shift: float = 1.0):
+        self.num_frames, self.frame_stride = num_frames, frame_stride
+        self.mds_clip_len, self.mds_stride, self.shift = mds_clip_len, mds_stride, shift
+
+    def starts(self, record: FlowRecord) -> tuple[int, int]:
+        """``(query, key)`` starts, in flow frames."""
+        kept = mds_keep(mds_clip_scores(record.mds, self.mds_clip_len, self.mds_stride))
+        span = max(1, round(self.num_frames * self.frame_stride / record.gap))  # a clip, in flow frames
+        last = max(record.num_flows - span, 0)
+        query, allowed = None, set(kept.tolist())
+        for _ in range(11):  # the official ChosenSampleFrames: 11 draws, then the first kept start
+            draw = _randint(0, last)
+            if draw in allowed:
+                query = draw
+                break
+        if query is None:
+            query = int(kept[0]) if len(kept) else 0
+        reach = round(self.shift * span)
+        target = query + _randint(-reach, reach)
+        key = int(kept[np.argmin(np.abs(kept - target))]) if len(kept) else min(max(target, 0), last)
+        return query, key
+
+    def __call__(self, record: FlowRecord) -> list[np.ndarray]:
+        offsets = np.arange(self.num_frames, dtype=np.int64) * self.frame_stride
+        return [(int(record.frame_of(s)) + offsets) % record.num_frames for s in self.starts(record)]
+
+
+class MSCLView:
+    """One MSCL view: a RandomResizedCrop (area ``scale``, aspect ``ratio``) and optional flip of the frames
+    with their flow, resized to ``size``, then :class:`~zoo.flow.ViewAugment` -> ``(5, T, size, size)``."""
+
+    def __init__(self, size: int, hflip: bool, mean: Sequence[float], std: Sequence[float],
+                 scale: tuple[float, float] = (0.2, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3)):
+        self.size, self.hflip, self.scale, self.ratio = size, hflip, tuple(scale), tuple(ratio)
+        self.augment = ViewAugment(size, mean, std)
+
+    def __call__(self, frames: torch.Tensor, flow: torch.Tensor, view: int) -> torch.Tensor:
+        box = random_resized_box(frames.shape[1], frames.shape[2], self.scale, self.ratio)
+        flip = self.hflip and bool(torch.rand(()) < 0.5)
+        video, flow = crop_with_flow(frames, flow, box, self.size, flip)
+        return self.augment(video, flow)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flow helpers
+
+
+def fra_angles(batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One FRA angle per sample, drawn among the official eight, ``(B,)`` radians."""
+    choice = torch.randint(len(FRA_ANGLES), (batch,))
+    return torch.tensor(FRA_ANGLES)[choice].to(device)
+
+
+def normalize_flow(flow: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Divide each flow frame of ``(B, 2, T, H, W)`` by its largest vector length (the official ``norm_flow``)."""
+    length = flow.float().square().sum(1, keepdim=True).sqrt()
+    peak = length.amax(dim=(3, 4), keepdim=True)
+    return flow / (peak + eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# The objective
+
+
+@register_objective("mscl")
+class MSCLObjective(nn.Module):
+    """MSCL's loss (see the module docstring); an ``nn.Module`` holding the flow encoder, the key encoders,
+    the projections and the queues.
+
+    Args:
+        model: the RGB encoder (a zoo video model; its classifier is not used).
+        flow_model: the flow encoder, a registered model built with ``in_chans=2`` (official: r2d_18).
+        dim: embedding size (128).
+        queue_size: keys per queue (65,536).
+        temperature: tau (0.07) of every loss.
+        momentum: the momentum schedule's start (0.994).
+        lmcl_level: ``model.feature_info`` index of the RGB map LMCL reads (default 2: ``layer2``).
+        lmcl_steps: time steps LMCL compares (official: 4, half the 8 frames).
+        flow: flow cache settings (``zoo.flow.FlowCache``): ``provider`` (default ``farneback``; the
+            official code uses RAFT: ``{provider: raft, provider_kwargs: {weights: FILE}}``),
+            ``gap`` (2), ``adjacent`` (8), ``short_side``, ``root``.
+        crop_size, hflip: the views' size and flips (default: the training transform's).
+        crop_scale: area range of the views' RandomResizedCrop (0.2-1).
+        mds_clip_len, mds_stride: MDS clip scores (8 flow frames, 4 apart).
+        backend: ``zoo.kernels.info_nce`` backend.
+
+    Called on ``clips (B * 2, 5, T, S, S)`` (query and key views of each video, RGB then flow, as
+    :meth:`wrap_train_set`'s dataset gives them), it returns ``'loss'`` and the terms ``'loss_rgb'``,
+    ``'loss_flow'``, ``'loss_flow_rotated'``, ``'loss_cross'``, ``'loss_cross_rotated'`` (each the sum
+    of both directions), ``'loss_lmcl'``, with ``'acc_rgb'``, ``'acc_cross'`` and ``'acc_lmcl'`` (no grad).
+    """
+
+    views = 2
+
+    def __init__(
+        self,
+        model: nn.Module,
+        flow_model: str = "r2d_18",
+        dim: int = 128,
+        queue_size: int = 65536,
+        temperature: float = 0.07,
+        momentum: float = 0.994,
+        lmcl_level: int = 2,
+        lmcl_steps: int = 4,
+        flow: dict[str, Any] | None = None,
+        crop_size: int | None = None,
+        hflip: bool | None = None,
+        crop_scale: Sequence[float] = (0.2, 1.0),
+        mds_clip_len: int = 8,
+        mds_stride: int = 4,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        from .. import create_model
+
+        if temperature <= 0 or not 0 <= momentum <= 1 or lmcl_steps < 1:
+            raise ValueError(f"need temperature > 0, momentum in [0, 1], lmcl_steps >= 1; got {temperature}, "
+                             f"{momentum}, {lmcl_steps}")
+        feature_info = getattr(model, "feature_info", None)
+        if not feature_info or not -len(feature_info) <= lmcl_level < len(feature_info):
+            raise ValueError(f"lmcl_level {lmcl_level} is not a feature_info level of {type(model).__name__}")
+        self.model = model
+        self.flow_model = create_model(flow_model, num_classes=0, in_chans=2)
+        self.rgb_proj = ProjectionMLP(model.num_features, dim)
+        self.flow_proj = ProjectionMLP(self.flow_model.num_features, dim)
+        rgb_channels = feature_info[lmcl_level]["num_chs"]
+        self.rgb_local = nn.Sequential(nn.Conv1d(rgb_channels, 128, 1), nn.ReLU(inplace=True), nn.Conv1d(128, 128, 1))
+        self.flow_local = nn.Conv1d(self.flow_model.num_features, 128, 1)
+        self.rgb_key = momentum_copy(model)
+        self.rgb_key_proj = momentum_copy(self.rgb_proj)
+        self.flow_key = momentum_copy(self.flow_model)
+        self.flow_key_proj = momentum_copy(self.flow_proj)
+        self.rgb_queue = MomentumQueue(queue_size, dim)
+        self.flow_queue = MomentumQueue(queue_size, dim)
+        self.temperature = temperature
+        self.base_momentum = momentum
+        self.lmcl_level = lmcl_level % len(feature_info)
+        self.lmcl_steps = lmcl_steps
+        self.flow_cfg = check_flow_cfg(flow or {})
+        self.crop_size, self.hflip, self.crop_scale = crop_size, hflip, tuple(crop_scale)
+        self.mds = (mds_clip_len, mds_stride)
+        self.backend = backend
+
+    # -- what the engine asks ---------------------------------------------------------------------
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The RGB encoder (not its classifier), the flow encoder, the projections and LMCL heads."""
+        params = list(trainable_model_parameters(self.model))
+        for module in (self.flow_model, self.rgb_proj, self.flow_proj, self.rgb_local, self.flow_local):
+            params += list(module.parameters())
+        return params
+
+    def wrap_train_set(self, dataset: Any) -> FlowViewDataset:
+        """The training set as MSCL's views: builds the flow cache of its videos (once), then serves MDS-sampled
+        query and key clips with their flow (:class:`~zoo.flow.FlowViewDataset`)."""
+        cache = flow_cache_from_cfg(self.flow_cfg, "farneback", 2, 8)
+        cache.build(dataset, progress=self.flow_cfg.get("progress", True))
+        view = view_settings(dataset, self.crop_size, self.hflip)
+        sampler = MDSSampler(dataset.sampler.num_frames, dataset.sampler.frame_stride, *self.mds)
+        return FlowViewDataset(dataset, cache, sampler, MSCLView(view["size"], view["hflip"], view["mean"],
+                                                                 view["std"], self.crop_scale))
+
+    def after_step(self, step: int, total_steps: int, steps_per_epoch: int) -> None:
+        """Momentum update of the key encoders after optimizer step ``step`` of ``total_steps``."""
+        m = cosine_momentum(step, total_steps, self.base_momentum)
+        for online, key in ((self.model, self.rgb_key), (self.rgb_proj, self.rgb_key_proj),
+                            (self.flow_model, self.flow_key), (self.flow_proj, self.flow_key_proj)):
+            momentum_update(online, key, m)
+
+    # -- the loss -----------------------------------------------------------------------------------
+
+    def _info_nce(self, query: torch.Tensor, positives: torch.Tensor, queue: MomentumQueue
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        target = torch.arange(query.shape[0], device=query.device)
+        keys = queue.with_batch(positives).to(query.dtype)
+        return kernels.info_nce(query, keys, target, self.temperature, return_accuracy=True, backend=self.backend)
+
+    def _rgb_query(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        local, last = self.model.forward_intermediates(rgb, [self.lmcl_level, -1])
+        return self.rgb_proj(pooled_features(self.model, last)), local
+
+    def _flow_query(self, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        last = self.flow_model.forward_features(flow)
+        return self.flow_proj(pooled_features(self.flow_model, last)), last
+
+    @torch.no_grad()
+    def _key(self, encoder: nn.Module, proj: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+        return F.normalize(proj(pooled_features(encoder, encoder.forward_features(clips))).float(), dim=1)
+
+    def _local(self, feature_map: torch.Tensor, head: nn.Module, name: str) -> torch.Tensor:
+        """``(B, C, T', H', W')`` -> ``(B, 128, lmcl_steps)`` L2-normalised per step."""
+        if feature_map.shape[2] < self.lmcl_steps:
+            raise ValueError(f"LMCL compares {self.lmcl_steps} time steps but the {name} map has "
+                             f"{feature_map.shape[2]}: give longer clips, a lower lmcl_steps or another lmcl_level")
+        pooled = F.adaptive_avg_pool3d(feature_map, (self.lmcl_steps, 1, 1)).flatten(2)
+        return F.normalize(head(pooled).float(), dim=1)
+
+    def forward(self, clips: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if clips.ndim != 5 or clips.shape[1] != 5 or clips.shape[0] % self.views:
+            raise ValueError(f"MSCL expects its views (B * 2, 5, T, H, W): query and key clips of each video, RGB then "
+                             f"flow, as wrap_train_set's dataset gives them; got {tuple(clips.shape)}")
+        b = clips.shape[0] // self.views
+        views = clips.view(b, self.views, *clips.shape[1:])
+        rgb_q, rgb_k = views[:, 0, :3], views[:, 1, :3]
+        flow_q, flow_k = views[:, 0, 3:].float(), views[:, 1, 3:].float()
+        angles = fra_angles(b, clips.device)
+        rot_q, rot_k = normalize_flow(rotate_flow(flow_q, angles)), normalize_flow(rotate_flow(flow_k, angles))
+        flow_q, flow_k = normalize_flow(flow_q), normalize_flow(flow_k)
+        dtype = rgb_q.dtype
+        flow_q, flow_k, rot_q, rot_k = (x.to(dtype) for x in (flow_q, flow_k, rot_q, rot_k))
+
+        q_rgb, local_rgb = self._rgb_query(rgb_q)
+        q_flow, last_flow = self._flow_query(flow_q)
+        q_rot, last_rot = self._flow_query(rot_q)
+        k_rgb = self._key(self.rgb_key, self.rgb_key_proj, rgb_k)
+        k_flow = self._key(self.flow_key, self.flow_key_proj, flow_k)
+        k_rot = self._key(self.flow_key, self.flow_key_proj, rot_k)
+
+        loss_rgb, acc_rgb = self._info_nce(q_rgb, k_rgb, self.rgb_queue)
+        loss_flow, _ = self._info_nce(q_flow, k_flow, self.flow_queue)
+        loss_rot, _ = self._info_nce(q_rot, k_rot, self.flow_queue)
+        loss_rf, acc_rf = self._info_nce(q_rgb, k_flow, self.flow_queue)
+        loss_fr, acc_fr = self._info_nce(q_flow, k_rgb, self.rgb_queue)
+        loss_rf_rot, _ = self._info_nce(q_rgb, k_rot, self.flow_queue)
+        loss_fr_rot, _ = self._info_nce(q_rot, k_rgb, self.rgb_queue)
+
+        # LMCL: each RGB step among the 2t steps of the original and rotated flow; positive: same step, original.
+        rgb_steps = self._local(local_rgb, self.rgb_local, "RGB")
+        flow_steps = torch.cat([self._local(last_flow, self.flow_local, "flow"),
+                                self._local(last_rot, self.flow_local, "flow")], dim=2)
+        logits = torch.bmm(rgb_steps.transpose(1, 2), flow_steps) / self.temperature  # (B, t, 2t)
+        step_target = torch.arange(self.lmcl_steps, device=clips.device).repeat(b)
+        logits = logits.flatten(0, 1)
+        loss_lmcl = F.cross_entropy(logits, step_target)
+
+        self.rgb_queue.push(k_rgb)
+        self.flow_queue.push(k_flow)
+        loss_cross, loss_cross_rot = loss_rf + loss_fr, loss_rf_rot + loss_fr_rot
+        total = loss_rgb + loss_flow + loss_rot + loss_cross + loss_cross_rot + loss_lmcl
+        with torch.no_grad():
+            acc_lmcl = (logits.argmax(1) == step_target).float().mean()
+        return {"loss": total, "loss_rgb": loss_rgb, "loss_flow": loss_flow, "loss_flow_rotated": loss_rot,
+                "loss_cross": loss_cross, "loss_cross_rotated": loss_cross_rot, "loss_lmcl": loss_lmcl,
+                "acc_rgb": acc_rgb, "acc_cross": (acc_rf + acc_fr) / 2, "acc_lmcl": acc_lmcl}
+
+    def __repr__(self) -> str:
+        return (f"MSCLObjective(flow_model={type(self.flow_model).__name__}, queue_size={self.rgb_queue.size}, "
+                f"temperature={self.temperature}, lmcl_level={self.lmcl_level}, lmcl_steps={self.lmcl_steps})")
