@@ -235,8 +235,16 @@ CASES = [
 ]
 
 
+# The MSCL and MCL recipes need their objectives' flow providers: tests/test_mscl.py and tests/test_mcl.py
+# parse them and train their Kinetics recipes two steps.
+METHOD_RECIPES = {
+    "mscl_r3d18_k400.yaml", "mscl_r3d18_custom.yaml", "mcl_r2plus1d50_k400.yaml", "mcl_r2plus1d50_ucf101.yaml",
+}
+
+
 def test_every_recipe_is_covered():
-    assert {name for name, _ in CASES} | {"quickstart.yaml", "quickstart_baseline.yaml"} == set(ALL_RECIPES)
+    covered = {name for name, _ in CASES} | {"quickstart.yaml", "quickstart_baseline.yaml"} | METHOD_RECIPES
+    assert covered == set(ALL_RECIPES)
 
 
 @pytest.mark.parametrize("name, kind", CASES, ids=[f"{n[:-5]}-{k}" for n, k in CASES])
