@@ -26,6 +26,7 @@ from zoo.flow import (
     mds_frame_scores,
     motion_grid,
     motion_map,
+    motion_maps,
     motion_target,
     quantize_flow,
     transform_settings,
@@ -162,6 +163,10 @@ def test_motion_map_marks_motion_boundaries():
     assert target.shape == (2, 4, 7, 7)
     assert target[0].abs().max() == 0 and target[1, :2].abs().max() == 0 and target[1, 2:].min() >= 0
     assert target[1, 2].sum() > 0
+    chunk = motion_map(clip[1, :, 4:6].transpose(0, 1))  # slot 2 holds frames 4 and 5
+    torch.testing.assert_close(target[1, 2], torch.nn.functional.adaptive_avg_pool2d(chunk[None, None], (7, 7))[0, 0])
+    frames = torch.randn(3, 2, 20, 20)
+    torch.testing.assert_close(motion_maps(frames), torch.stack([motion_map(f[None]) for f in frames]))
 
 
 def test_mds_scores_measure_changes_of_the_flow():

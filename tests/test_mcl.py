@@ -231,7 +231,7 @@ def test_recipe_trains_two_steps_on_generated_data(tmp_path):
         "data.num_frames=8", "data.frame_stride=1", "data.input_size=16", "data.train_short_side=[32, 32]",
         "data.test_short_side=32", "data.batch_size=2", "data.num_workers=0", "eval.knn=[]", "eval.efficacy=false",
         "stages.0.objective_cfg.queue_size=16", "stages.0.objective_cfg.flow.provider=farneback",
-        "stages.0.objective_cfg.flow.progress=false", "stages.0.objective_cfg.flow.reader=pyav",
+        "stages.0.objective_cfg.flow.progress=false",
     ]
     recipe = load_recipe(RECIPES / "mcl_r2plus1d50_k400.yaml", overrides)
     result = Trainer(recipe).run()

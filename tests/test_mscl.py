@@ -234,7 +234,6 @@ def test_recipe_trains_two_steps_on_generated_data(tmp_path):
         "data.test_short_side=32", "data.batch_size=2", "data.num_workers=0", "eval.knn=[]",
         "stages.0.objective_cfg.queue_size=8", "stages.0.objective_cfg.flow.provider=farneback",
         "stages.0.objective_cfg.flow.provider_kwargs={}", "stages.0.objective_cfg.flow.progress=false",
-        "stages.0.objective_cfg.flow.reader=pyav",
     ]
     recipe = load_recipe(RECIPES / "mscl_r3d18_k400.yaml", overrides)
     result = Trainer(recipe).run()
@@ -248,7 +247,7 @@ def test_recipe_trains_two_steps_on_generated_data(tmp_path):
 def test_wrapped_training_set_gives_query_and_key_views(tmp_path):
     digits = create_dataset("moving_digits", split="train", num_frames=8, frame_stride=2, videos_per_class=1,
                             eval_videos_per_class=1, frame_size=32, frames_per_video=16, progress=False, reader="pyav")
-    objective = _objective(crop_size=24, flow={"root": str(tmp_path / "flow"), "progress": False, "reader": "pyav"})
+    objective = _objective(crop_size=24, flow={"root": str(tmp_path / "flow"), "progress": False})
     views = objective.wrap_train_set(digits)
     torch.manual_seed(0)
     batch = video_collate([views[0], views[5]])

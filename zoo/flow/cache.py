@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from ..data._home import zoo_home
 from ..data.datasets import VideoSample, sample_frame_range
 from ..data.readers import VideoReadError, read_with_fallback
-from .motion import FLOW_BOUND, dequantize_flow, mds_frame_scores, motion_map, quantize_flow
+from .motion import FLOW_BOUND, dequantize_flow, mds_frame_scores, motion_maps, quantize_flow
 from .providers import FlowProvider, create_flow_provider, list_flow_providers
 
 __all__ = ["FlowCache", "FlowRecord", "flow_starts"]
@@ -274,7 +274,7 @@ class FlowCache:
         num_frames, quantised = read_with_fallback(sample.path, run, self.reader, fps=fps)
         flow = dequantize_flow(quantised, self.bound)
         mds = mds_frame_scores(flow, self.attention_block)
-        motion = torch.stack([motion_map(f[None]).mean() for f in flow])
+        motion = motion_maps(flow).mean((1, 2))
         data, index = self._paths(sample)
         array = quantised.numpy()
         _atomic_write(data, lambda f: np.save(f, array))

@@ -32,6 +32,7 @@ __all__ = [
     "dequantize_flow",
     "rotate_flow",
     "motion_map",
+    "motion_maps",
     "motion_grid",
     "motion_target",
     "sobel_motion_map",
@@ -96,24 +97,32 @@ def _zero_border(maps: torch.Tensor, border: float) -> torch.Tensor:
     return out
 
 
+def _boundaries(flow: torch.Tensor) -> torch.Tensor:
+    """``|grad u| + |grad v|`` (Prewitt) of flow maps ``(..., 2, H, W)`` -> ``(..., H, W)``."""
+    height, width = flow.shape[-2:]
+    gx, gy = _gradients(flow.float().reshape(-1, height, width), _PREWITT_X)
+    return torch.sqrt(gx * gx + gy * gy).view(*flow.shape[:-3], 2, height, width).sum(-3)
+
+
 def motion_map(flow: torch.Tensor, border: float = BORDER_AT_224) -> torch.Tensor:
     """MCL's motion map of a chunk of flow frames ``(T, 2, H, W)`` -> ``(H, W)``.
 
-    For each of ``u`` and ``v``: its Prewitt x and y derivatives, each summed over the T frames, and
-    the magnitude of that summed gradient; the two magnitudes are added. ``border`` pixels (at a
-    224-pixel side, scaled with the map) are zeroed around the map.
+    For each of ``u`` and ``v``: its Prewitt x and y derivatives, each summed over the T frames (the
+    derivatives of the summed flow), and the magnitude of that gradient; the two magnitudes are
+    added. ``border`` pixels (at a 224-pixel side, scaled with the map) are zeroed around the map.
     """
-    gx, gy = _gradients(flow.float().flatten(0, 1), _PREWITT_X)  # (T * 2, H, W), u and v interleaved
-    gx = gx.view(-1, 2, *gx.shape[-2:]).sum(0)
-    gy = gy.view(-1, 2, *gy.shape[-2:]).sum(0)
-    return _zero_border(torch.sqrt(gx * gx + gy * gy).sum(0), border)
+    return _zero_border(_boundaries(flow.float().sum(0)), border)
+
+
+def motion_maps(flow: torch.Tensor, border: float = BORDER_AT_224) -> torch.Tensor:
+    """:func:`motion_map` of every flow frame of ``(N, 2, H, W)`` on its own -> ``(N, H, W)``."""
+    return _zero_border(_boundaries(flow), border)
 
 
 def motion_grid(flow: torch.Tensor, grid: tuple[int, int] = (7, 7), border: float = BORDER_AT_224) -> torch.Tensor:
     """Where a clip moves: the mean over its frames ``(T, 2, H, W)`` of each frame's :func:`motion_map`,
     block-averaged to ``grid`` (rows, columns) -> ``(rows, cols)``."""
-    maps = torch.stack([motion_map(f[None], border) for f in flow])
-    return F.adaptive_avg_pool2d(maps.mean(0, keepdim=True)[None], grid)[0, 0]
+    return F.adaptive_avg_pool2d(motion_maps(flow, border).mean(0)[None, None], grid)[0, 0]
 
 
 def motion_target(flow: torch.Tensor, slots: int = 4, grid: tuple[int, int] = (7, 7),
@@ -125,11 +134,8 @@ def motion_target(flow: torch.Tensor, slots: int = 4, grid: tuple[int, int] = (7
     per = t // slots
     if per < 1:
         raise ValueError(f"MAL's target needs at least {slots} frames (one per temporal slot), got {t}")
-    out = torch.empty(b, slots, height, width, dtype=torch.float32, device=flow.device)
-    for i in range(b):
-        for s in range(slots):
-            out[i, s] = motion_map(flow[i, :, s * per:(s + 1) * per].transpose(0, 1), border)
-    return F.adaptive_avg_pool2d(out, grid)
+    chunks = flow[:, :, :slots * per].float().reshape(b, 2, slots, per, height, width).sum(3).transpose(1, 2)
+    return F.adaptive_avg_pool2d(_zero_border(_boundaries(chunks), border), grid)
 
 
 def sobel_motion_map(flow: torch.Tensor) -> torch.Tensor:

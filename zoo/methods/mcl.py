@@ -370,7 +370,7 @@ class MCLObjective(nn.Module):
     def wrap_train_set(self, dataset: Any) -> FlowViewDataset:
         """The training set as MCL's views: builds the flow cache of its videos (once), then serves motion-focused
         clips with tubelet crops (:class:`~zoo.flow.FlowViewDataset`)."""
-        cache = flow_cache_from_cfg(self.flow_cfg, "farneback", 1, 1)
+        cache = flow_cache_from_cfg(self.flow_cfg, "farneback", 1, 1, dataset.reader)
         cache.build(dataset, progress=self.flow_cfg.get("progress", True))
         view = view_settings(dataset, self.crop_size, self.hflip)
         sampler = MotionFocusedSampler(dataset.sampler.num_frames, dataset.sampler.frame_stride, self.focus_p,

@@ -188,14 +188,16 @@ def check_flow_cfg(flow: dict[str, Any]) -> dict[str, Any]:
     return dict(flow)
 
 
-def flow_cache_from_cfg(flow: dict[str, Any], default_provider: str, gap: int, adjacent: int) -> FlowCache:
+def flow_cache_from_cfg(flow: dict[str, Any], default_provider: str, gap: int, adjacent: int,
+                        reader: str = "decord") -> FlowCache:
     """A :class:`~zoo.flow.FlowCache` from an objective's ``flow`` settings: ``provider``, ``provider_kwargs``,
-    ``gap``, ``adjacent``, ``short_side``, ``root``, ``reader``, ``bound`` (and ``progress``, for its build)."""
+    ``gap``, ``adjacent``, ``short_side``, ``root``, ``reader`` (default: ``reader``, the dataset's), ``bound``
+    (and ``progress``, for its build); the other arguments are the method's defaults."""
     check_flow_cfg(flow)
     return FlowCache(root=flow.get("root"), provider=flow.get("provider", default_provider),
                      provider_kwargs=flow.get("provider_kwargs"), gap=flow.get("gap", gap),
                      adjacent=flow.get("adjacent", adjacent), short_side=flow.get("short_side"),
-                     bound=flow.get("bound", 20.0), reader=flow.get("reader", "decord"))
+                     bound=flow.get("bound", 20.0), reader=flow.get("reader", reader))
 
 
 def view_settings(dataset: Any, size: int | None, hflip: bool | None) -> dict[str, Any]:
@@ -386,7 +388,7 @@ class MSCLObjective(nn.Module):
     def wrap_train_set(self, dataset: Any) -> FlowViewDataset:
         """The training set as MSCL's views: builds the flow cache of its videos (once), then serves MDS-sampled
         query and key clips with their flow (:class:`~zoo.flow.FlowViewDataset`)."""
-        cache = flow_cache_from_cfg(self.flow_cfg, "farneback", 2, 8)
+        cache = flow_cache_from_cfg(self.flow_cfg, "farneback", 2, 8, dataset.reader)
         cache.build(dataset, progress=self.flow_cfg.get("progress", True))
         view = view_settings(dataset, self.crop_size, self.hflip)
         sampler = MDSSampler(dataset.sampler.num_frames, dataset.sampler.frame_stride, *self.mds)
