@@ -40,6 +40,22 @@ SCRIPT = textwrap.dedent(
     reference = all_keys.clone().requires_grad_()
     F.cross_entropy(queries @ reference.T, torch.arange(4)).backward()  # one process, the whole batch
 
+    # HCML's contrastive loss: the keys (easy negatives) of both ranks. With every location sampled
+    # (N = H * W), the mean of the ranks' losses equals the loss of one process on the whole batch.
+    from zoo.adapters.hcml import MotionPredictor
+    from zoo.methods.hcml import contrastive_motion_loss
+
+    torch.manual_seed(1)
+    predictor = MotionPredictor(24, 16, 8, (1,))
+    upper_all, lower_all = torch.randn(4, 16, 3, 2, 2), torch.randn(4, 8, 3, 4, 4)
+    part = slice(2 * rank, 2 * rank + 2)
+    hcml_loss, _ = contrastive_motion_loss(predictor, upper_all[part], lower_all[part], num_samples=4)
+    hcml_local, _ = contrastive_motion_loss(predictor, upper_all[part], lower_all[part], num_samples=4,
+                                            global_keys=False)
+    hcml_mean = hcml_loss.detach().clone()
+    dist.all_reduce(hcml_mean)
+    hcml_reference, _ = contrastive_motion_loss(predictor, upper_all, lower_all, num_samples=4, global_keys=False)
+
     with open(f"{out_dir}/rank{rank}.json", "w") as f:
         json.dump({
             "world": world,
@@ -49,6 +65,8 @@ SCRIPT = textwrap.dedent(
             "gathered_shape": list(gathered.shape),
             "gathered_is_all_keys": torch.equal(gathered.detach(), all_keys),
             "grad_matches_one_process": torch.allclose(keys.grad / world, reference.grad[mine], atol=1e-6),
+            "hcml_mean_matches_one_process": abs(hcml_mean.item() / world - hcml_reference.item()) < 1e-5,
+            "hcml_global_harder_than_local": hcml_loss.item() > hcml_local.item(),
         }, f)
     """
 )
@@ -80,6 +98,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
         assert r["params_equal"]
         assert r["gathered_shape"] == [4, 8] and r["gathered_is_all_keys"]
         assert r["grad_matches_one_process"]
+        assert r["hcml_mean_matches_one_process"] and r["hcml_global_harder_than_local"]
     assert ranks[0]["top1"] == ranks[1]["top1"]  # evaluation gathered from both shards
     records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2]  # rank 0 alone writes

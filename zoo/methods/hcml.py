@@ -31,7 +31,10 @@ higher level's loss then cannot reshape the level below, which is trained by its
 locations per video are drawn (the same at every time step); for each delta, the queries are the
 predictions at ``(b, t, k)``, ``t + delta < T``, and the keys are the ground truth at every sampled
 ``(b, t', m)``: the positive ``(b, t + delta, k)``, ``(N-1)T`` spatial, ``T-1`` temporal and
-``(B-1)NT`` easy negatives, one ``zoo.kernels.info_nce`` call per delta. Eq. 3 sums over queries; we
+``(B-1)NT`` easy negatives, one ``zoo.kernels.info_nce`` call per delta. Under torchrun/DDP the keys
+of every rank are gathered (``zoo.train.distributed.gather_with_grad``), so the easy negatives span
+the global batch, ``(B_global - 1) N T``, as in one process holding the whole batch (the appendix's
+"within a mini-batch" is the paper's synchronized, global one). Eq. 3 sums over queries; we
 average over queries and deltas, so gamma does not depend on B, N or T, and at initialisation the
 loss is about ``log(B N T)``.
 
@@ -106,6 +109,7 @@ def contrastive_motion_loss(
     temperature: float = 0.1,
     generator: torch.Generator | None = None,
     backend: str = "auto",
+    global_keys: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 3 with appendix B.2's negatives: ``P^l`` predicts the future of ``P^{l'}`` (see the module docstring).
 
@@ -117,6 +121,8 @@ def contrastive_motion_loss(
         temperature: tau.
         generator: random generator of the sampled locations.
         backend: ``zoo.kernels.info_nce`` backend.
+        global_keys: under DDP, gather the keys of every rank (every rank must pass the same
+            shapes), so the easy negatives come from the global batch; no effect in one process.
 
     Returns:
         ``(loss, accuracy)``: the InfoNCE mean over queries and deltas, and the fraction of queries
@@ -141,13 +147,19 @@ def contrastive_motion_loss(
     upper_s, lower_s = gather(upper), gather(lower)
     predictions = predictor(torch.cat([upper_s, lower_s.to(upper_s.dtype)], dim=-1))
     keys = lower_s.reshape(b * t * n, -1)
+    offset = 0  # index of this rank's first key among the gathered ones
+    if global_keys:
+        from ..train.distributed import gather_with_grad, get_rank
+
+        offset = get_rank() * keys.shape[0]
+        keys = gather_with_grad(keys.contiguous())
     losses, accuracies = [], []
     for delta, predicted in predictions.items():
         queries = predicted[:, : t - delta].reshape(-1, predicted.shape[-1])
         # The positive of query (b, t, k) is key (b, t + delta, k), at flat index (b T + t + delta) n + k.
         videos = torch.arange(b, device=upper.device)[:, None, None]
         steps = torch.arange(delta, t, device=upper.device)[:, None]
-        target = ((videos * t + steps) * n + torch.arange(n, device=upper.device)).reshape(-1)
+        target = ((videos * t + steps) * n + torch.arange(n, device=upper.device)).reshape(-1) + offset
         loss, accuracy = kernels.info_nce(
             queries, keys.to(queries.dtype), target, temperature, return_accuracy=True, backend=backend
         )
@@ -202,6 +214,8 @@ class HCMLObjective:
         charbonnier_alpha, charbonnier_eps: the penalty's alpha and eps (paper: 0.45, 1e-3).
         generator: random generator of the contrastive loss's locations, on the clips' device.
         backend: ``zoo.kernels.info_nce`` backend (``'auto'``: Triton on CUDA, PyTorch elsewhere).
+        global_negatives: under DDP, the contrastive keys of all ranks are the negatives of every
+            rank's queries (the global batch's easy negatives); False keeps them per rank.
 
     Calling it on ``clips (B, C, T, H, W)`` (and ``labels (B,)`` in the joint stage) returns a dict:
     ``'loss'`` (the weighted total) and the unweighted terms ``'loss_cls'``,
@@ -222,6 +236,7 @@ class HCMLObjective:
         charbonnier_eps: float = CHARBONNIER_EPS,
         generator: torch.Generator | None = None,
         backend: str = "auto",
+        global_negatives: bool = True,
     ):
         self.stages = hcml_stages(model)
         if not self.stages:
@@ -249,6 +264,7 @@ class HCMLObjective:
         self.charbonnier = (charbonnier_alpha, charbonnier_eps)
         self.generator = generator
         self.backend = backend
+        self.global_negatives = global_negatives
 
         groups = _parameter_levels(model, self.stages)
         if self.level is None:
@@ -328,6 +344,7 @@ class HCMLObjective:
                     self.temperature,
                     self.generator,
                     self.backend,
+                    self.global_negatives,
                 )
                 out[f"loss_contrastive_l{level}"] = loss
                 out[f"acc_contrastive_l{level}"] = accuracy
