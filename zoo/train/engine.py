@@ -467,7 +467,7 @@ class Trainer:
         """The keyword arguments of ``create_model``, besides the name and ``num_classes``, that rebuild this
         run's model."""
         m = self.recipe.model
-        args = dict(m.kwargs)
+        args = {k: v for k, v in m.kwargs.items() if v is not None}
         if m.adapter:
             args.update(adapter=m.adapter, adapter_cfg=dict(m.adapter_cfg))
         return args

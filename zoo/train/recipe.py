@@ -59,7 +59,8 @@ class ModelConfig:
     adapter_cfg: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the adapter (see ``zoo.adapters``)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
-    """Further keyword arguments of ``create_model`` (``drop_rate``, ``backbone`` for timm2d, ...)."""
+    """Further keyword arguments of ``create_model`` (``drop_rate``, ``backbone`` for timm2d, ``hcml_cfg`` for
+    the ``hcml_*`` models, ...); a null value removes a keyword a base recipe set."""
     grad_checkpointing: bool = False
     """Recompute activations in backward to save memory."""
 
