@@ -1,5 +1,5 @@
 """torchrun with 2 CPU processes (gloo): a few training steps, identical parameters on both ranks,
-contrastive keys gathered from both ranks with gradients."""
+contrastive keys gathered from both ranks with gradients, key batches shuffled across ranks (shuffled BN)."""
 from __future__ import annotations
 
 import json
@@ -56,6 +56,17 @@ SCRIPT = textwrap.dedent(
     dist.all_reduce(hcml_mean)
     hcml_reference, _ = contrastive_motion_loss(predictor, upper_all, lower_all, num_samples=4, global_keys=False)
 
+    # MoCo's shuffled BN: both ranks' rows dealt out by one permutation (rank 0's), then put back.
+    from zoo.train.distributed import shuffle_batch, unshuffle_batch
+
+    rows = torch.arange(8.0).view(4, 2) + 8 * rank
+    torch.manual_seed(10 + rank)  # the ranks' generators differ; rank 0's permutation is used
+    shuffled, inverse = shuffle_batch(rows)
+    dealt = [torch.empty_like(shuffled) for _ in range(world)]
+    dist.all_gather(dealt, shuffled)
+    dealt = torch.cat(dealt)
+    restored = unshuffle_batch(shuffled * 10, inverse)  # "outputs" computed on the shuffled rows
+
     with open(f"{out_dir}/rank{rank}.json", "w") as f:
         json.dump({
             "world": world,
@@ -67,6 +78,9 @@ SCRIPT = textwrap.dedent(
             "grad_matches_one_process": torch.allclose(keys.grad / world, reference.grad[mine], atol=1e-6),
             "hcml_mean_matches_one_process": abs(hcml_mean.item() / world - hcml_reference.item()) < 1e-5,
             "hcml_global_harder_than_local": hcml_loss.item() > hcml_local.item(),
+            "shuffle_deals_all_rows": sorted(dealt.flatten().tolist()) == list(range(16)),
+            "shuffle_takes_other_ranks_rows": bool(((shuffled // 8) != rank).any()),
+            "unshuffle_restores_own_rows": torch.equal(restored, rows * 10),
         }, f)
     """
 )
@@ -99,6 +113,8 @@ def test_torchrun_two_cpu_processes(tmp_path):
         assert r["gathered_shape"] == [4, 8] and r["gathered_is_all_keys"]
         assert r["grad_matches_one_process"]
         assert r["hcml_mean_matches_one_process"] and r["hcml_global_harder_than_local"]
+        assert r["shuffle_deals_all_rows"] and r["unshuffle_restores_own_rows"]
+    assert any(r["shuffle_takes_other_ranks_rows"] for r in ranks)
     assert ranks[0]["top1"] == ranks[1]["top1"]  # evaluation gathered from both shards
     records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2]  # rank 0 alone writes

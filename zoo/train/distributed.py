@@ -9,6 +9,10 @@ Contrastive objectives whose negatives should span the global batch gather their
 :func:`gather_with_grad`: every rank gets all ranks' rows, and gradients flow back to the rank
 that produced each row. With DDP's gradient averaging the update is the gradient of the mean of
 the ranks' losses, as with one process holding the whole batch.
+
+Momentum encoders use MoCo's shuffled BN: :func:`shuffle_batch` deals the key batch of all ranks out
+anew by a random permutation before the key encoder, :func:`unshuffle_batch` gives each rank its own
+rows' outputs back, so that no rank's BN statistics of its keys come from the same videos as its queries.
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ __all__ = [
     "is_main_process",
     "gather_with_grad",
     "all_gather_objects",
+    "shuffle_batch",
+    "unshuffle_batch",
     "all_reduce_mean",
     "any_rank",
     "barrier",
@@ -105,6 +111,48 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     from torch.distributed.nn.functional import all_gather
 
     return torch.cat(all_gather(x), dim=0)
+
+
+@torch.no_grad()
+def _gather(x: torch.Tensor) -> torch.Tensor:
+    """All ranks' ``x`` (the same shape on every rank), concatenated in rank order, without autograd."""
+    parts = [torch.empty_like(x) for _ in range(get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+@torch.no_grad()
+def shuffle_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """MoCo's shuffled BN, first half: this rank's ``(N, ...)`` rows replaced by ``N`` rows of all ranks' rows
+    taken in a random order (the same permutation on every rank: rank 0's, broadcast).
+
+    Returns:
+        The shuffled rows for this rank, and the inverse permutation (of all ranks' rows) that
+        :func:`unshuffle_batch` needs. In a single process the permutation stays within the batch,
+        which leaves BN's batch statistics unchanged (they do not depend on the order of the rows):
+        there the shuffle is a no-op up to floating-point summation order, kept so that one code path
+        serves both cases.
+    """
+    n = x.shape[0]
+    if not is_distributed():
+        perm = torch.randperm(n, device=x.device)
+        return x[perm], torch.argsort(perm)
+    gathered = _gather(x)
+    perm = torch.randperm(gathered.shape[0], device=x.device)  # every rank draws, so their RNGs stay in step
+    dist.broadcast(perm, src=0)
+    rank = get_rank()
+    return gathered[perm[rank * n:(rank + 1) * n]], torch.argsort(perm)
+
+
+@torch.no_grad()
+def unshuffle_batch(y: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """Second half of :func:`shuffle_batch`: the outputs ``y`` (this rank's ``(N, ...)`` rows, computed on the
+    shuffled rows) put back in the order of this rank's original rows."""
+    n = y.shape[0]
+    if not is_distributed():
+        return y[inverse]
+    rank = get_rank()
+    return _gather(y)[inverse[rank * n:(rank + 1) * n]]
 
 
 def all_gather_objects(obj: Any) -> list[Any]:
