@@ -1,4 +1,5 @@
-"""MCL: the tubelet crop's overlap rules, motion-focused sampling, the motion alignment loss, the objective, recipes."""
+"""MCL: the tubelet crop's overlap rules, motion-focused sampling, the motion alignment loss, the order loss,
+shuffled BN, the objective, recipes."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo.flow import FlowRecord
+from zoo.data import create_dataset, video_collate
+from zoo.flow import FlowRecord, ViewFrames
 from zoo.methods import create_objective
 from zoo.methods.mcl import (
     MotionFocusedSampler,
@@ -33,6 +35,11 @@ def _views(batch: int = 2, frames: int = 8, size: int = 32, seed: int = 0) -> to
     clips[:, 3:] = 0
     clips[:, 3, :, size // 4:size // 2, size // 4:size // 2] = 2.0
     return clips
+
+
+def _order(batch: int = 2) -> torch.Tensor:
+    """Order labels of ``batch`` videos (1: the anchor comes first), alternating."""
+    return torch.arange(batch) % 2 == 0
 
 
 def _objective(**kwargs) -> torch.nn.Module:
@@ -106,17 +113,27 @@ def test_motion_focused_sampling_takes_moving_windows_from_the_two_halves():
     torch.manual_seed(0)
     halves = set()
     for _ in range(40):
-        anchor, *others = sampler.starts(record)
+        (anchor, *others), anchor_first = sampler.draw(record)
         if anchor < 50:
             assert anchor in first_top and all(o in second_top for o in others)
         else:
             assert anchor in second_top and all(o in first_top for o in others)
+        assert anchor_first == (anchor < 50) and others == sorted(others)  # the order label: the anchor's half first
         halves.add(anchor < 50)
     assert halves == {True, False}
     views = sampler(record)
+    assert isinstance(views, ViewFrames) and views.target in (0, 1)
     assert len(views) == 4 and np.array_equal(views[0], views[1]) and all(v.shape == (4,) for v in views)
+    assert views.target == int(views[0][0] < views[2][0])
     short = FlowRecord("v.mp4", 10, 1, 1, 8, 8, 20.0, np.zeros(10), np.zeros(10), Path("unused.npy"))
-    assert all(v.max() <= 9 for v in sampler(short))  # too short for halves: random, clamped to the last frame
+    targets = set()
+    for _ in range(20):  # too short for halves: random, clamped to the last frame; the anchor first or last
+        views = sampler(short)
+        assert all(v.max() <= 9 for v in views)
+        starts = [int(v[0]) for v in views[1:]]
+        assert starts[0] == (min(starts) if views.target else max(starts)) and starts[1] <= starts[2]
+        targets.add(views.target)
+    assert targets == {0, 1}
 
 
 # ---------------------------------------------------------------------------------------------- MAL
@@ -150,9 +167,9 @@ def test_mal_gradient_reaches_backbone_parameters():
     objective = _objective()
     objective.train()
     assert objective.mal_module == "layer4.1.conv2.0"  # r3d_18's last conv
-    out = objective(_views())
+    out = objective(_views(), view_target=_order())
     assert set(out) == {"loss", "loss_inter", "loss_intra", "loss_mal", "mal_weight", "acc_inter", "cos_st",
-                        "cos_t", "cos_s"}
+                        "cos_t", "cos_s", "loss_order", "order_weight", "acc_order"}
     assert all(torch.isfinite(v) for v in out.values()) and out["mal_weight"] == 2.0
     before = [objective.model.stem[0].weight, objective.model.layer1[0].conv1[0].weight,
               objective.model.layer4[1].conv2[0].weight]
@@ -161,9 +178,9 @@ def test_mal_gradient_reaches_backbone_parameters():
     # The query's inter-positives are three key batches; all of them are queued.
     assert int(objective.queue.pointer) == 6
     with pytest.raises(ValueError, match=r"MCL expects its views \(B \* 4, 5, T, H, W\)"):
-        objective(_views()[:6])
+        objective(_views()[:6], view_target=_order())
     with torch.no_grad(), pytest.raises(RuntimeError, match="grad on"):
-        objective(_views())
+        objective(_views(), view_target=_order())
 
 
 def test_mal_weight_warms_up():
@@ -180,19 +197,107 @@ def test_loss_falls_when_a_tiny_batch_is_overfit():
     objective = _objective()
     objective.train()
     optimizer = torch.optim.SGD(objective.trainable_parameters(), lr=0.01, momentum=0.9)
-    clips = _views()
-    objective(clips)  # fills the queue with this batch's keys; it is held fixed from here
+    objective.after_step(0, 4, 4)  # a 1-epoch stage: the order loss weighs 1 at every step (0 before it is known)
+    clips, order = _views(), _order()
+    objective(clips, view_target=order)  # fills the queue with this batch's keys; it is held fixed from here
     queue = {k: v.clone() for k, v in objective.state_dict().items() if k.startswith("queue.")}
     losses = []
     for step in range(4):
         objective.load_state_dict(queue, strict=False)
-        loss = objective(clips)["loss"]
+        loss = objective(clips, view_target=order)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         objective.after_step(step + 1, 4, 4)
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+# ---------------------------------------------------------------------------------------------- order loss
+
+
+def test_order_loss_is_there_as_configured_and_trains_the_order_head():
+    objective = _objective()
+    objective.train()
+    assert objective.current_order_weight == 0.0  # a stage's first step: its length is not known yet
+    objective.after_step(step=10, total_steps=40, steps_per_epoch=10)  # 1 of 4 epochs done: epoch 2 / 4 next
+    assert objective.current_order_weight == 0.5 and objective.current_mal_weight == 2.0
+    out = objective(_views(), view_target=_order())
+    assert out["order_weight"] == 0.5 and 0.0 <= out["acc_order"] <= 1.0 and torch.isfinite(out["loss_order"])
+    torch.testing.assert_close(out["loss"], out["loss_inter"] + out["loss_intra"] + 2.0 * out["loss_mal"]
+                               + 0.5 * out["loss_order"])
+    # L_order trains the online order head, its classifier and the backbone, never the key encoder.
+    trainable = {id(p) for p in objective.trainable_parameters()}
+    heads = [*objective.order_head.parameters(), *objective.order_classifier.parameters()]
+    assert all(id(p) in trainable for p in heads)
+    assert not any(p.requires_grad for p in objective.key_order.parameters())
+    reached = [objective.order_head[0].weight, objective.order_head[2].weight, objective.order_classifier.weight,
+               objective.model.stem[0].weight]
+    grads = torch.autograd.grad(out["loss"], reached, retain_graph=True)
+    assert all(g.abs().sum() > 0 for g in grads)
+    grads_order = torch.autograd.grad(out["loss_order"], reached[:3])
+    assert all(g.abs().sum() > 0 for g in grads_order)
+    # The weight follows the epochs to 1 at the last one.
+    objective.after_step(step=35, total_steps=40, steps_per_epoch=10)
+    assert objective.current_order_weight == 1.0 and {"epochs_total", "order_head.0.weight"} <= set(
+        objective.state_dict())
+    with pytest.raises(ValueError, match="order loss needs view_target"):
+        objective(_views())
+
+    off = _objective(order_loss=False)
+    off.train()
+    out = off(_views())  # no view_target needed
+    assert not {"loss_order", "order_weight", "acc_order"} & set(out)
+    torch.testing.assert_close(out["loss"], out["loss_inter"] + out["loss_intra"] + 2.0 * out["loss_mal"])
+    assert not any(k.startswith(("order_", "key_order")) for k in off.state_dict())
+    assert len(off.trainable_parameters()) == len(objective.trainable_parameters()) - len(heads)
+
+
+def test_wrapped_training_set_serves_the_order_label(tmp_path):
+    digits = create_dataset("moving_digits", split="train", num_frames=4, frame_stride=1, videos_per_class=1,
+                            eval_videos_per_class=1, frame_size=32, frames_per_video=16, progress=False, reader="pyav")
+    objective = _objective(crop_size=16, flow={"root": str(tmp_path / "flow"), "progress": False})
+    views = objective.wrap_train_set(digits)
+    torch.manual_seed(0)
+    items = [views[i] for i in range(4)]
+    assert all(item["view_target"] in (0, 1) for item in items)
+    batch = video_collate(items)
+    assert batch["video"].shape == (16, 5, 4, 16, 16)
+    assert batch["view_target"].dtype == torch.int64 and batch["view_target"].tolist() == [
+        item["view_target"] for item in items]
+
+
+# ---------------------------------------------------------------------------------------------- shuffled BN
+
+
+def test_shuffled_bn_keys_equal_the_unshuffled_ones():
+    objective = _objective()
+    clips = torch.randn(4, 3, 8, 32, 32, generator=torch.Generator().manual_seed(3))
+    seen: list[torch.Tensor] = []
+    handle = objective.key_model.stem.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach()))
+    try:
+        objective.eval()  # BN from running statistics: every row is computed on its own
+        torch.manual_seed(0)
+        shuffled = objective._keys(clips)
+        objective.shuffle_bn = False
+        plain = objective._keys(clips)
+        for a, b in zip(shuffled, plain):
+            assert torch.equal(a, b)
+        objective.shuffle_bn = True
+        objective.train()  # BN from the batch: the key encoder really sees the rows in another order
+        seen.clear()
+        torch.manual_seed(0)
+        shuffled = objective._keys(clips)
+        objective.shuffle_bn = False
+        plain = objective._keys(clips)
+    finally:
+        handle.remove()
+    fed, unshuffled_input = seen
+    assert torch.equal(unshuffled_input, clips)
+    order = [next(j for j in range(4) if torch.equal(fed[i], clips[j])) for i in range(4)]
+    assert sorted(order) == [0, 1, 2, 3] and order != [0, 1, 2, 3]
+    for a, b in zip(shuffled, plain):  # BN's batch statistics do not depend on the order of the rows
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- recipes
@@ -210,6 +315,9 @@ def test_recipes_hold_the_official_settings():
         0.02, 32, 400, 5)
     ucf = load_recipe(RECIPES / "mcl_r2plus1d50_ucf101.yaml")
     assert (ucf.data.kind, ucf.optim.lr, ucf.stages[0].epochs, ucf.model) == ("ucf101", 0.01, 200, k400.model)
+    # The order loss: off on Kinetics-400, on for UCF-101, as the official code has it; shuffled BN in both.
+    assert (cfg["order_loss"], ucf.stages[0].objective_cfg["order_loss"]) == (False, True)
+    assert cfg["shuffle_bn"] and ucf.stages[0].objective_cfg["shuffle_bn"]
     # The official grid: reductions 4 in time and 32 in space at the last conv, 4 x 7 x 7 for 16 x 224 x 224.
     model = zoo.create_model(k400.model.name, num_classes=0, **k400.model.kwargs)
     objective = create_objective("mcl", model, queue_size=8)

@@ -29,7 +29,8 @@ def video_collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     Returns:
         ``video``: float ``(B * V, C, T, H, W)``, rows ``b * V`` to ``(b + 1) * V - 1`` being video b;
         ``label``, ``index``: int64 ``(B,)``; ``path``: list of B str; ``num_views``: V (1 for
-        single-view items).
+        single-view items); ``view_target``: int64 ``(B,)`` when every item has one (a target its
+        views' sampler drew, ``zoo.flow.ViewFrames``).
     """
     if not items:
         raise ValueError("cannot collate an empty batch")
@@ -42,13 +43,16 @@ def video_collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         video = torch.cat(videos)
     else:
         raise ValueError(f"an item's video must be (C, T, H, W) or (V, C, T, H, W); got {tuple(videos[0].shape)}")
-    return {
+    batch = {
         "video": video,
         "label": torch.tensor([int(item["label"]) for item in items], dtype=torch.int64),
         "index": torch.tensor([int(item["index"]) for item in items], dtype=torch.int64),
         "path": [str(item["path"]) for item in items],
         "num_views": num_views,
     }
+    if all("view_target" in item for item in items):
+        batch["view_target"] = torch.tensor([int(item["view_target"]) for item in items], dtype=torch.int64)
+    return batch
 
 
 def average_views(scores: torch.Tensor, num_views: int) -> torch.Tensor:

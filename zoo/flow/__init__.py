@@ -32,7 +32,7 @@ from .providers import (
     list_flow_providers,
     tvl1_available,
 )
-from .views import FlowViewDataset, ViewAugment, crop_with_flow, random_resized_box, transform_settings
+from .views import FlowViewDataset, ViewAugment, ViewFrames, crop_with_flow, random_resized_box, transform_settings
 
 __all__ = [
     "FlowProvider",
@@ -47,6 +47,7 @@ __all__ = [
     "FlowRecord",
     "flow_starts",
     "FlowViewDataset",
+    "ViewFrames",
     "ViewAugment",
     "crop_with_flow",
     "random_resized_box",

@@ -8,7 +8,10 @@ the :class:`~zoo.flow.cache.FlowCache`, and lets ``make_view(frames, flow, view)
 augment each view. An item's ``video`` is float ``(V, 5, T, S, S)``: per view, 3 normalised RGB
 channels then the flow's ``u`` and ``v`` in pixels of the ``S x S`` view. The default collate
 (``zoo.data.video_collate``) stacks the views of each video side by side, ``(B * V, 5, T, S, S)``,
-which is what the objective is called with.
+which is what the objective is called with. A sampler that also draws a per-video target for the
+objective (MCL: whether the anchor clip comes before the other two) returns a :class:`ViewFrames`
+with its ``target``; the item then holds it as ``view_target``, the batch as an int64 ``(B,)``
+``view_target``, and the engine passes it to the objective (``objective(clips, labels, view_target=...)``).
 
 Crops and flips act on the frames and their flow together: the flow is cropped to the same part
 of the frame (``grid_sample``, whatever its stored resolution), its vectors scaled by the resize
@@ -17,7 +20,7 @@ factors, and ``u`` negated by a horizontal flip.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +39,7 @@ from .cache import FlowCache, FlowRecord
 
 __all__ = [
     "FlowViewDataset",
+    "ViewFrames",
     "ViewAugment",
     "crop_with_flow",
     "random_resized_box",
@@ -133,6 +137,15 @@ def transform_settings(transform: Any) -> dict[str, Any]:
     return found
 
 
+class ViewFrames(list):
+    """What a view sampler returns: the frame indices of each view (a list of int arrays), with an optional
+    per-video ``target`` it drew for the objective (served as the item's ``view_target``)."""
+
+    def __init__(self, frames: Iterable[np.ndarray], target: int | None = None):
+        super().__init__(frames)
+        self.target = target
+
+
 class FlowViewDataset(Dataset):
     """A video dataset's training items as several views with their optical flow (module docstring).
 
@@ -140,7 +153,8 @@ class FlowViewDataset(Dataset):
         base: the training set (its samples, reader, replacement of unreadable videos).
         cache: the flow of ``base``'s videos (build it first: ``cache.build(base)``).
         sample_views: ``(record) -> list of int arrays``, the frames (indices into the video's
-            annotated range) of each view; views may repeat frames (they are read once).
+            annotated range) of each view; views may repeat frames (they are read once). A
+            :class:`ViewFrames` with a ``target`` adds ``view_target`` to the item.
         make_view: ``(frames uint8 (T, H, W, 3), flow float (T, 2, h, w), view index) -> (5, T, S, S)``.
 
     A video without cached flow (unreadable when the cache was built) or unreadable now is replaced
@@ -166,9 +180,10 @@ class FlowViewDataset(Dataset):
     def labels(self) -> list[int]:
         return self.base.labels
 
-    def _views(self, index: int, record: FlowRecord) -> torch.Tensor:
+    def _views(self, index: int, record: FlowRecord) -> tuple[torch.Tensor, int | None]:
         sample = self.base.samples[index]
-        indices = [np.asarray(v, dtype=np.int64) for v in self.sample_views(record)]
+        drawn = self.sample_views(record)
+        indices = [np.asarray(v, dtype=np.int64) for v in drawn]
         wanted, positions = np.unique(np.concatenate(indices), return_inverse=True)
 
         def read(video: Any) -> torch.Tensor:
@@ -182,7 +197,7 @@ class FlowViewDataset(Dataset):
             where = torch.from_numpy(positions[start:start + len(chosen)])
             start += len(chosen)
             views.append(self.make_view(frames[where], flow[where], v))
-        return torch.stack(views)
+        return torch.stack(views), getattr(drawn, "target", None)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         base = self.base
@@ -196,7 +211,7 @@ class FlowViewDataset(Dataset):
                     reason = f"no optical flow in {self.cache.root} (unreadable when the cache was built?)"
                 else:
                     try:
-                        video = self._views(index, record)
+                        video, target = self._views(index, record)
                         break
                     except VideoReadError as e:
                         reason = e.reason
@@ -206,7 +221,10 @@ class FlowViewDataset(Dataset):
         else:
             raise RuntimeError(f"{base.name}: {len(reasons)} videos in a row could not be read with their flow; "
                                + "; ".join(reasons[-3:]))
-        return {"video": video, "label": base.samples[index].label, "index": index, "path": base.samples[index].path}
+        item = {"video": video, "label": base.samples[index].label, "index": index, "path": base.samples[index].path}
+        if target is not None:
+            item["view_target"] = int(target)
+        return item
 
     def __repr__(self) -> str:
         return f"FlowViewDataset({self.base!r}, {self.cache!r})"

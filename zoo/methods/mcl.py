@@ -12,8 +12,11 @@ official code (``YihengZhang-CV/MCL-Motion-Focused-Contrastive-Learning``, ``tra
   define a box, and a RandomResizedCrop (area 0.2-1, aspect 3/4-4/3) must cover at least 0.9 / 0.8 /
   0.7 of it for boxes of at most 4 / 8 / 12 cells (larger boxes: any crop); then MoCo v2 colour
   augmentation and flips (``zoo.flow.ViewAugment``). The query view carries its cropped flow.
-- A momentum encoder (EMA, alpha 0.999) and a queue of 131,072 keys, tau 0.10, two 2-layer MLP heads
-  (128-d, L2-normalised) on the pooled backbone features: ``inter`` and ``intra``.
+- A momentum encoder (EMA, alpha 0.999) and a queue of 131,072 keys, tau 0.10, 2-layer MLP heads
+  (128-d, L2-normalised) on the pooled backbone features: ``inter``, ``intra`` and ``order``. Keys are
+  encoded with MoCo's shuffled BN (``shuffle_bn``): each key batch is dealt out in a random order over
+  all processes before the key encoder and put back after it (``zoo.train.distributed.shuffle_batch``),
+  so that a process's BN statistics of its keys do not come from the videos of its queries.
 - Inter loss: three positives per query (the same clip's key and the two other clips' keys), each in
   its own InfoNCE against the queue (``zoo.kernels.info_nce``, averaged); all three key batches are
   enqueued. Intra loss: ``[q . k_same, q . k_other] / 0.10`` with label 0, for both other clips.
@@ -25,8 +28,15 @@ official code (``YihengZhang-CV/MCL-Motion-Focused-Contrastive-Learning``, ``tra
   zeroed, block-averaged to the conv map's grid). ``L_MAL = (1 - cos_st) + (1 - cos_t) + (1 - cos_s)``:
   per-slot cosines weighted by a softmax over the target's slot sums, the cosine of the 4-step
   temporal profiles, and the cosine of the time-averaged maps.
-- ``L = L_inter + L_intra + lambda L_MAL``, lambda 2 during the first ``mal_warmup_epochs`` (5) epochs of
-  the stage and 1 afterwards.
+- Order loss (``order_loss``, the official ``order_head`` and ``order_classifier``): which half of the
+  video the anchor comes from. The sampler draws it (label 1: the anchor's half comes first, the
+  official ``order_cls``); the query's order embedding and the key encoder's order embeddings of the two
+  other clips (in time order, no gradient) are concatenated, L2-normalised, and a linear layer
+  classifies them (cross-entropy, 2 classes). Its weight is ``epoch / epochs`` (the stage's current
+  epoch, counted from 1), so it grows to 1 over the stage. The official code switches it off on
+  Kinetics-400 (``order_loss: false`` in the K400 recipe) and keeps it on UCF-101.
+- ``L = L_inter + L_intra + (epoch / epochs) L_order + lambda L_MAL``, lambda 2 during the first
+  ``mal_warmup_epochs`` (5) epochs of the stage and 1 afterwards.
 
 Where we differ from the official code:
 
@@ -34,11 +44,15 @@ Where we differ from the official code:
   unless ``mal_module`` names another. The official grid is 4x7x7 (16 frames at 224 through
   ``p3da_resnet50``); ours is the conv map's: its ``(H', W')``, and its ``T'`` steps pooled (or
   repeated) onto ``mal_slots`` (4) slots, so that ``M`` and the target always have 4 x H' x W'.
-- The order head (the binary "which half comes first" task, weight epoch/epochs, off on K400) is left
-  out; the anchor's half is still drawn at random.
+- The order loss is switched by ``order_loss`` (the official code computes it on Kinetics too, with
+  weight 0); when off, the order heads are not built. Its weight follows the epochs the engine reports
+  after each optimizer step, so the first step of a stage gives it weight 0 (official: ``1 / epochs``).
 - InfoNCE with a queue: each query's negatives are the queue and the batch's other keys of the same
-  positive kind (they enter the queue this step anyway); the official logits hold the queue only. No
-  shuffled BN: keys use the key encoder's batch statistics; under DDP all processes' keys are queued.
+  positive kind (they enter the queue this step anyway); the official logits hold the queue only. Under
+  DDP all processes' keys are queued.
+- Shuffled BN: as the official ``DistributedShuffle`` under DDP (one permutation of all processes' keys).
+  In a single process the permutation stays within the batch, which leaves BN's batch statistics, and so
+  the keys, unchanged (up to floating-point summation order): one process gets no shuffled-BN effect.
 - Tubelet crop: a crop size is drawn as in the official code, and its position uniformly among those
   meeting the overlap threshold (the official code tries 40 random positions and keeps the best); a
   size with no such position is redrawn (20 tries), then a crop spanning the box from a random
@@ -50,6 +64,7 @@ Where we differ from the official code:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,7 +76,8 @@ from torch import nn
 from .. import kernels
 from ..flow.cache import FlowRecord
 from ..flow.motion import motion_grid, motion_target
-from ..flow.views import Box, FlowViewDataset, ViewAugment, crop_with_flow
+from ..flow.views import Box, FlowViewDataset, ViewAugment, ViewFrames, crop_with_flow
+from ..train.distributed import shuffle_batch, unshuffle_batch
 from . import register_objective
 from .mscl import (
     MomentumQueue,
@@ -105,9 +121,10 @@ class MotionFocusedSampler:
         focus_p: probability of motion-focused sampling (0.7); otherwise random positions.
         threshold: the share of each half's windows, by motion, to draw from (0.5).
 
-    Returns (when called with a :class:`~zoo.flow.FlowRecord`) four int arrays of frame indices: the
-    anchor twice (its two views), then the two other clips. Frames past the video's end repeat its
-    last frame, as the official reader does.
+    Returns (when called with a :class:`~zoo.flow.FlowRecord`) a :class:`~zoo.flow.ViewFrames` of four int
+    arrays of frame indices: the anchor twice (its two views), then the two other clips, in time order;
+    its ``target`` is the order label, 1 when the anchor comes before the other clips (its half first),
+    0 when after. Frames past the video's end repeat its last frame, as the official reader does.
     """
 
     def __init__(self, num_frames: int, frame_stride: int, focus_p: float = 0.7, threshold: float = 0.5):
@@ -126,10 +143,15 @@ class MotionFocusedSampler:
 
     def starts(self, record: FlowRecord) -> list[int]:
         """``[anchor, other, other]`` start frames."""
+        return self.draw(record)[0]
+
+    def draw(self, record: FlowRecord) -> tuple[list[int], bool]:
+        """``([anchor, other, other], anchor_first)``: start frames, and whether the anchor comes first."""
         duration, length = record.num_frames, self.num_frames * self.frame_stride
         anchor_first = bool(torch.rand(()) < 0.5)  # which half holds the anchor (the official order label)
-        if duration // length < 2:  # too short for two halves: three random clips
-            return [_randint(0, max(duration - length, 0)) for _ in range(3)]
+        if duration // length < 2:  # too short for two halves: three random clips, the anchor first or last
+            first, middle, last = sorted(_randint(0, max(duration - length, 0)) for _ in range(3))
+            return ([first, middle, last] if anchor_first else [last, first, middle]), anchor_first
         halves = [np.arange(0, duration // 2 - length + 1), np.arange(duration // 2, duration - length + 1)]
         if bool(torch.rand(()) < self.focus_p):
             scores = self.window_scores(record, length)
@@ -140,12 +162,13 @@ class MotionFocusedSampler:
         def pick(candidates: np.ndarray) -> int:
             return int(candidates[_randint(0, len(candidates) - 1)])
 
-        return [pick(anchor_half), *sorted([pick(other_half), pick(other_half)])]
+        return [pick(anchor_half), *sorted([pick(other_half), pick(other_half)])], anchor_first
 
-    def __call__(self, record: FlowRecord) -> list[np.ndarray]:
+    def __call__(self, record: FlowRecord) -> ViewFrames:
         offsets = np.arange(self.num_frames, dtype=np.int64) * self.frame_stride
-        anchor, other1, other2 = (np.minimum(s + offsets, record.num_frames - 1) for s in self.starts(record))
-        return [anchor, anchor, other1, other2]
+        starts, anchor_first = self.draw(record)
+        anchor, other1, other2 = (np.minimum(s + offsets, record.num_frames - 1) for s in starts)
+        return ViewFrames([anchor, anchor, other1, other2], target=int(anchor_first))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,14 +331,21 @@ class MCLObjective(nn.Module):
         crop_size, hflip: the views' size and flips (default: the training transform's).
         crop_scale: area range of the tubelet crop (0.2-1).
         focus_p, threshold: motion-focused temporal sampling (0.7, 0.5).
+        order_loss: train the order head (official: on for UCF-101, off for Kinetics-400).
+        shuffle_bn: MoCo's shuffled BN for the keys (see the module docstring).
         backend: ``zoo.kernels.info_nce`` backend.
 
     Called on ``clips (B * 4, 5, T, S, S)`` (anchor twice, then the two other clips of each video, RGB then
-    flow) it returns ``'loss'`` and ``'loss_inter'``, ``'loss_intra'``, ``'loss_mal'``, with ``'mal_weight'``,
-    ``'acc_inter'``, ``'cos_st'``, ``'cos_t'``, ``'cos_s'`` (no grad).
+    flow) and, with ``order_loss``, ``view_target`` (int ``(B,)``: 1 when the anchor comes before the other
+    clips, as :class:`MotionFocusedSampler` draws it; the engine passes the batch's), it returns ``'loss'`` and
+    ``'loss_inter'``, ``'loss_intra'``, ``'loss_mal'``, with ``'mal_weight'``, ``'acc_inter'``, ``'cos_st'``,
+    ``'cos_t'``, ``'cos_s'`` (no grad); with ``order_loss`` also ``'loss_order'``, ``'order_weight'`` and
+    ``'acc_order'``.
     """
 
     views = 4
+    # The flow cache's defaults (``flow_cache_from_cfg``): what ``wrap_train_set`` and ``zoo flow`` build.
+    flow_defaults = {"default_provider": "farneback", "gap": 1, "adjacent": 1}
 
     def __init__(
         self,
@@ -336,6 +366,8 @@ class MCLObjective(nn.Module):
         crop_scale: Sequence[float] = (0.2, 1.0),
         focus_p: float = 0.7,
         threshold: float = 0.5,
+        order_loss: bool = True,
+        shuffle_bn: bool = True,
         backend: str = "auto",
     ):
         super().__init__()
@@ -348,10 +380,17 @@ class MCLObjective(nn.Module):
         self.key_model = momentum_copy(model)
         self.key_inter = momentum_copy(self.inter_head)
         self.key_intra = momentum_copy(self.intra_head)
+        self.order_loss = bool(order_loss)
+        if self.order_loss:
+            self.order_head = ProjectionMLP(model.num_features, dim)
+            self.key_order = momentum_copy(self.order_head)
+            self.order_classifier = nn.Linear(3 * dim, 2)  # the official Classfier_Head on [q, k_2, k_3]
+        self.shuffle_bn = bool(shuffle_bn)
         self.queue = MomentumQueue(queue_size, dim)
         self.mal_module = mal_module or _last_conv(model)
         self.model.get_submodule(self.mal_module)  # a wrong name fails here, naming it
         self.register_buffer("epochs_done", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("epochs_total", torch.zeros((), dtype=torch.float64))  # the stage's, once known
         self.temperature, self.temperature_intra, self.momentum = temperature, temperature_intra, momentum
         self.mal_weight, self.mal_warmup_weight = mal_weight, mal_warmup_weight
         self.mal_warmup_epochs = mal_warmup_epochs
@@ -364,13 +403,18 @@ class MCLObjective(nn.Module):
     # -- what the engine asks ---------------------------------------------------------------------
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """The encoder (not its classifier) and the two heads."""
-        return [*trainable_model_parameters(self.model), *self.inter_head.parameters(), *self.intra_head.parameters()]
+        """The encoder (not its classifier), the two contrastive heads and, with ``order_loss``, the order head
+        and classifier."""
+        params = [*trainable_model_parameters(self.model), *self.inter_head.parameters(),
+                  *self.intra_head.parameters()]
+        if self.order_loss:
+            params += [*self.order_head.parameters(), *self.order_classifier.parameters()]
+        return params
 
     def wrap_train_set(self, dataset: Any) -> FlowViewDataset:
         """The training set as MCL's views: builds the flow cache of its videos (once), then serves motion-focused
         clips with tubelet crops (:class:`~zoo.flow.FlowViewDataset`)."""
-        cache = flow_cache_from_cfg(self.flow_cfg, "farneback", 1, 1, dataset.reader)
+        cache = flow_cache_from_cfg(self.flow_cfg, reader=dataset.reader, **self.flow_defaults)
         cache.build(dataset, progress=self.flow_cfg.get("progress", True))
         view = view_settings(dataset, self.crop_size, self.hflip)
         sampler = MotionFocusedSampler(dataset.sampler.num_frames, dataset.sampler.frame_stride, self.focus_p,
@@ -379,32 +423,57 @@ class MCLObjective(nn.Module):
                                MCLView(view["size"], view["hflip"], view["mean"], view["std"], self.crop_scale))
 
     def after_step(self, step: int, total_steps: int, steps_per_epoch: int) -> None:
-        """EMA update of the key encoder; the MAL weight's warm-up follows the epochs done."""
-        for online, key in ((self.model, self.key_model), (self.inter_head, self.key_inter),
-                            (self.intra_head, self.key_intra)):
+        """EMA update of the key encoder; the MAL weight's warm-up and the order loss's weight follow the epochs."""
+        pairs = [(self.model, self.key_model), (self.inter_head, self.key_inter), (self.intra_head, self.key_intra)]
+        if self.order_loss:
+            pairs.append((self.order_head, self.key_order))
+        for online, key in pairs:
             momentum_update(online, key, self.momentum)
         self.epochs_done.fill_(step / max(steps_per_epoch, 1))
+        self.epochs_total.fill_(total_steps / max(steps_per_epoch, 1))
 
     @property
     def current_mal_weight(self) -> float:
         """lambda for the next step: the warm-up weight during the first ``mal_warmup_epochs`` epochs."""
         return self.mal_warmup_weight if float(self.epochs_done) < self.mal_warmup_epochs else self.mal_weight
 
+    @property
+    def current_order_weight(self) -> float:
+        """The order loss's weight for the next step: ``epoch / epochs``, the stage's epoch counted from 1 (0 before
+        the engine has reported the stage's length, at its first step)."""
+        total = float(self.epochs_total)
+        if total <= 0:
+            return 0.0
+        return min(math.floor(float(self.epochs_done)) + 1, total) / total
+
     # -- the loss -----------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _keys(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = pooled_features(self.key_model, self.key_model.forward_features(clips))
-        inter, intra = self.key_inter(features), self.key_intra(features)
-        return F.normalize(inter.float(), dim=1), F.normalize(intra.float(), dim=1)
+    def _keys(self, clips: torch.Tensor) -> list[torch.Tensor]:
+        """The key encoder's L2-normalised ``[inter, intra]`` (and ``order``) embeddings of a key batch, through
+        shuffled BN (the heads act per row, so the pooled features are put back in order before them)."""
+        if self.shuffle_bn:
+            shuffled, inverse = shuffle_batch(clips)
+            features = unshuffle_batch(pooled_features(self.key_model, self.key_model.forward_features(shuffled)),
+                                       inverse)
+        else:
+            features = pooled_features(self.key_model, self.key_model.forward_features(clips))
+        heads = [self.key_inter, self.key_intra] + ([self.key_order] if self.order_loss else [])
+        return [F.normalize(head(features).float(), dim=1) for head in heads]
 
-    def forward(self, clips: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, clips: torch.Tensor, labels: torch.Tensor | None = None,
+                view_target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if clips.ndim != 5 or clips.shape[1] != 5 or clips.shape[0] % self.views:
             raise ValueError(f"MCL expects its views (B * 4, 5, T, H, W): the anchor twice and two more clips of each "
                              f"video, RGB then flow, as wrap_train_set's dataset gives them; got {tuple(clips.shape)}")
         if not torch.is_grad_enabled():
             raise RuntimeError("MCL's motion alignment loss differentiates through the network: call it with grad on")
         b = clips.shape[0] // self.views
+        if self.order_loss and (view_target is None or tuple(view_target.shape) != (b,)):
+            got = "none" if view_target is None else f"shape {tuple(view_target.shape)}"
+            raise ValueError(f"MCL's order loss needs view_target, int (B,) = ({b},): 1 where the anchor clip comes "
+                             f"before the other two (wrap_train_set's dataset gives it); got {got}. "
+                             "Set order_loss=false to train without it")
         views = clips.view(b, self.views, *clips.shape[1:])
         query, flow = views[:, 0, :3], views[:, 0, 3:]
 
@@ -420,7 +489,8 @@ class MCLObjective(nn.Module):
         conv_map = captured[0]
         q_inter = F.normalize(self.inter_head(features).float(), dim=1)
         q_intra = F.normalize(self.intra_head(features).float(), dim=1)
-        k_inter, k_intra = zip(*(self._keys(views[:, v, :3]) for v in (1, 2, 3)))
+        keys = [self._keys(views[:, v, :3]) for v in (1, 2, 3)]
+        k_inter, k_intra = [k[0] for k in keys], [k[1] for k in keys]
 
         target = torch.arange(b, device=clips.device)
         inter, accuracy = [], []
@@ -446,10 +516,23 @@ class MCLObjective(nn.Module):
 
         self.queue.push(torch.cat(k_inter))
         total = loss_inter + loss_intra + weight * mal["mal"]
-        return {"loss": total, "loss_inter": loss_inter, "loss_intra": loss_intra, "loss_mal": mal["mal"],
-                "mal_weight": torch.tensor(weight), "acc_inter": torch.stack(accuracy).mean(),
-                "cos_st": mal["cos_st"].detach(), "cos_t": mal["cos_t"].detach(), "cos_s": mal["cos_s"].detach()}
+        out = {"loss": total, "loss_inter": loss_inter, "loss_intra": loss_intra, "loss_mal": mal["mal"],
+               "mal_weight": torch.tensor(weight), "acc_inter": torch.stack(accuracy).mean(),
+               "cos_st": mal["cos_st"].detach(), "cos_t": mal["cos_t"].detach(), "cos_s": mal["cos_s"].detach()}
+        if self.order_loss:
+            # The query's order embedding and the key encoder's of the two other clips (no gradient), in time order.
+            q_order = F.normalize(self.order_head(features).float(), dim=1)
+            joined = F.normalize(torch.cat([q_order, keys[1][2], keys[2][2]], dim=1), dim=1)
+            order_logits = self.order_classifier(joined.to(self.order_classifier.weight.dtype))
+            target = view_target.to(device=clips.device, dtype=torch.long)
+            loss_order = F.cross_entropy(order_logits.float(), target)
+            order_weight = self.current_order_weight
+            out["loss"] = total + order_weight * loss_order
+            out.update(loss_order=loss_order, order_weight=torch.tensor(order_weight),
+                       acc_order=(order_logits.detach().argmax(1) == target).float().mean())
+        return out
 
     def __repr__(self) -> str:
         return (f"MCLObjective(queue_size={self.queue.size}, temperature={self.temperature}, "
-                f"mal_module={self.mal_module!r}, mal_slots={self.mal_slots})")
+                f"mal_module={self.mal_module!r}, mal_slots={self.mal_slots}, order_loss={self.order_loss}, "
+                f"shuffle_bn={self.shuffle_bn})")

@@ -298,8 +298,9 @@ class _CallableObjective(nn.Module):
         self.model = model
         self.objective = objective
 
-    def forward(self, clips: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return self.objective(clips, labels)
+    def forward(self, clips: torch.Tensor, labels: torch.Tensor | None = None, **extra: Any
+                ) -> dict[str, torch.Tensor]:
+        return self.objective(clips, labels, **extra)
 
     def train(self, mode: bool = True) -> _CallableObjective:
         """Train/eval modes as the objective sets them (its frozen parts stay in eval mode)."""
@@ -802,9 +803,12 @@ class Trainer:
             if self.channels_last:
                 clips = clips.contiguous(memory_format=torch.channels_last_3d)
             labels = batch["label"].to(self.device, non_blocking=True)
+            # A per-video target drawn with the views (MCL: which half of the video the anchor comes from).
+            extra = {"view_target": batch["view_target"].to(self.device, non_blocking=True)} \
+                if "view_target" in batch else {}
             sync = i == accum - 1 or not isinstance(stage.forward, DistributedDataParallel)
             with (contextlib.nullcontext() if sync else stage.forward.no_sync()), autocast:
-                out = stage.forward(clips, labels)
+                out = stage.forward(clips, labels, **extra)
             loss = out["loss"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(
