@@ -126,4 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As `python -m zoo.cli` (torchrun -m zoo.cli ...) this file runs as `__main__`, a second copy of the
+    # module: call the real `zoo.cli`, whose UserError the sub-commands raise (else they end in a traceback).
+    from zoo.cli import main as _main
+
+    sys.exit(_main())
