@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,9 @@ from torchvision.models.optical_flow import raft_small
 from torchvision.transforms.v2 import functional as TF
 
 import zoo
-from zoo.data import VideoSample, create_dataset, open_video, video_collate
+from zoo.cli import main
+from zoo.data import VideoSample, create_dataset, open_video, video_collate, write_video
+from zoo.data.moving_digits import render_video
 from zoo.flow import (
     FlowCache,
     FlowViewDataset,
@@ -32,8 +36,12 @@ from zoo.flow import (
     transform_settings,
     tvl1_available,
 )
+from zoo.methods.mscl import MSCLObjective, flow_cache_from_cfg
+from zoo.train import load_recipe
+from zoo.train.engine import recipe_dataset
 
 torch.set_num_threads(2)
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 
 def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -278,3 +286,46 @@ def test_view_dataset_serves_frames_with_their_flow(digits, tmp_path):
     torch.manual_seed(0)
     replaced = views[3]
     assert replaced["index"] != 3 and digits.samples[3].path in digits.bad_files
+
+
+# ---------------------------------------------------------------------------------------------- zoo flow
+
+
+def test_zoo_flow_builds_the_cache_a_recipe_trains_with(tmp_path, capsys):
+    """`zoo flow RECIPE`: the cache of the recipe's MSCL stage, from a tiny generated folder dataset."""
+    root, flow_root = tmp_path / "videos", tmp_path / "flow"
+    for split, per_class in (("train", 2), ("val", 1)):
+        for label in ("left", "right"):
+            for i in range(per_class):
+                clip = render_video(label, np.random.default_rng([i, len(label)]), 32, 12)
+                write_video(root / split / label / f"v{i}.mp4", clip, fps=8.0)
+    recipe = RECIPES / "mscl_r3d18_custom.yaml"
+    flow = "stages.0.objective_cfg.flow"
+    args = ["flow", str(recipe), f"data.root={root}", f"{flow}.provider=farneback", f"{flow}.root={flow_root}",
+            f"{flow}.short_side=32"]
+    assert main([*args, "progress=false"]) == 0
+    out = capsys.readouterr().out
+    assert "'mscl' (mscl): 4 videos" in out and "4 computed, 0 already cached, 0 unreadable" in out
+    assert len(list(flow_root.glob("*/*.npy"))) == 4
+    assert json.loads((flow_root / "cache.json").read_text())["adjacent"] == 8  # MSCL's gap 2, adjacent 8
+    # Resumable: a video whose index is missing (a build stopped mid-write) is the only one computed again,
+    # under a progress bar.
+    next(flow_root.glob("*/*.json")).unlink()
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "1 computed, 3 already cached" in captured.out and "optical flow (farneback)" in captured.err
+    # Training finds all of it: the objective's cache of the same settings is complete.
+    loaded = load_recipe(recipe, args[2:])
+    cache = flow_cache_from_cfg(loaded.stages[0].objective_cfg["flow"], reader=loaded.data.reader,
+                                **MSCLObjective.flow_defaults)
+    assert cache.root == flow_root
+    assert cache.build(recipe_dataset(loaded, "train", train=True), progress=False)["cached"] == 4
+
+    # One-line errors: a missing data folder, an unknown provider, a recipe without flow.
+    for extra, message in (([f"data.root={tmp_path / 'missing'}"], "root folder .*missing does not exist"),
+                           ([f"{flow}.provider=farneback2"], "unknown flow provider 'farneback2'")):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert re.search(message, err) and err.startswith("zoo flow: error:") and "\n" not in err, err
+    assert main(["flow", str(RECIPES / "finetune.yaml")]) == 2
+    assert "no stage whose objective reads optical flow" in capsys.readouterr().err

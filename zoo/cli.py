@@ -1,4 +1,4 @@
-"""The ``zoo`` command line: models, data check, train, eval, export, push.
+"""The ``zoo`` command line: models, data check, train, eval, flow, export, push.
 
 Errors a user can make end with one clear message (exit code 2), not a traceback; set
 ``ZOO_DEBUG=1`` to see the traceback.

@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["register_objective", "create_objective", "list_objectives"]
+__all__ = ["register_objective", "create_objective", "get_objective_class", "list_objectives"]
 
 _OBJECTIVES: dict[str, Callable[..., Any]] = {}
 
@@ -38,13 +38,18 @@ def list_objectives() -> list[str]:
     return sorted(_OBJECTIVES)
 
 
-def create_objective(name: str, model: nn.Module, **kwargs: Any) -> Any:
-    """Build the objective ``name`` for ``model`` (e.g. ``create_objective('hcml', model, stage='level1')``)."""
+def get_objective_class(name: str) -> Callable[..., Any]:
+    """The class (or factory) registered as ``name``, e.g. to read its class attributes without building it."""
     if name not in _OBJECTIVES:
         close = difflib.get_close_matches(name, list(_OBJECTIVES), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown objective {name!r}.{hint} Registered: {', '.join(list_objectives())}")
-    return _OBJECTIVES[name](model, **kwargs)
+    return _OBJECTIVES[name]
+
+
+def create_objective(name: str, model: nn.Module, **kwargs: Any) -> Any:
+    """Build the objective ``name`` for ``model`` (e.g. ``create_objective('hcml', model, stage='level1')``)."""
+    return get_objective_class(name)(model, **kwargs)
 
 
 from . import classification, hcml, mcl, mscl  # noqa: E402,F401  (register the objectives)

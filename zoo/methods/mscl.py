@@ -326,6 +326,8 @@ class MSCLObjective(nn.Module):
     """
 
     views = 2
+    # The flow cache's defaults (``flow_cache_from_cfg``): what ``wrap_train_set`` and ``zoo flow`` build.
+    flow_defaults = {"default_provider": "farneback", "gap": 2, "adjacent": 8}
 
     def __init__(
         self,
@@ -388,7 +390,7 @@ class MSCLObjective(nn.Module):
     def wrap_train_set(self, dataset: Any) -> FlowViewDataset:
         """The training set as MSCL's views: builds the flow cache of its videos (once), then serves MDS-sampled
         query and key clips with their flow (:class:`~zoo.flow.FlowViewDataset`)."""
-        cache = flow_cache_from_cfg(self.flow_cfg, "farneback", 2, 8, dataset.reader)
+        cache = flow_cache_from_cfg(self.flow_cfg, reader=dataset.reader, **self.flow_defaults)
         cache.build(dataset, progress=self.flow_cfg.get("progress", True))
         view = view_settings(dataset, self.crop_size, self.hflip)
         sampler = MDSSampler(dataset.sampler.num_frames, dataset.sampler.frame_stride, *self.mds)

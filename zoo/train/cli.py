@@ -1,8 +1,10 @@
-"""``zoo train RECIPE [key=value ...]`` and ``zoo eval RECIPE checkpoint=...``.
+"""``zoo train RECIPE [key=value ...]``, ``zoo eval RECIPE checkpoint=...`` and ``zoo flow RECIPE [key=value ...]``.
 
-Both accept dotted ``key=value`` overrides of the recipe (``optim.lr=0.01``, ``stages.0.epochs=2``,
+All accept dotted ``key=value`` overrides of the recipe (``optim.lr=0.01``, ``stages.0.epochs=2``,
 ``data.root=/data/ucf101``); the resolved recipe is printed at start and saved in the run folder.
 Run several processes with torchrun (``torchrun --nproc_per_node 8 -m zoo.cli train RECIPE``).
+``zoo flow`` computes ahead of training the optical-flow cache that the recipe's MSCL / MCL stages
+would build before their first step (the same videos, provider and settings, so the same folder).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["add_train_commands", "cmd_train", "cmd_eval", "format_results"]
+__all__ = ["add_train_commands", "cmd_train", "cmd_eval", "cmd_flow", "format_results"]
 
 _OOM_HINT = ("out of GPU memory: lower data.batch_size (raise optim.accum_steps to keep the global batch), "
              "set model.grad_checkpointing=true, or use amp=bf16")
@@ -124,8 +126,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flow(args: argparse.Namespace) -> int:
+    """Build the flow caches of a recipe's stages whose objective reads optical flow (resumable)."""
+    from ..methods import get_objective_class
+    from ..methods.mscl import check_flow_cfg, flow_cache_from_cfg
+    from .engine import recipe_dataset
+    from .recipe import load_recipe
+
+    _setup_logging()
+    recipe = load_recipe(args.recipe, args.overrides)
+    stages = [s for s in recipe.stages if hasattr(get_objective_class(s.objective), "flow_defaults")]
+    if args.stage is not None:
+        stages = [s for s in stages if s.name == args.stage]
+    if not stages:
+        which = f"no stage {args.stage!r} whose" if args.stage is not None else "no stage whose"
+        raise _user_error(f"{args.recipe}: {which} objective reads optical flow (mscl, mcl); "
+                          f"its stages: {', '.join(f'{s.name} ({s.objective})' for s in recipe.stages)}")
+    # The caches first: an unknown provider or a root holding another configuration fails before any video is read.
+    caches = {}
+    for stage in stages:
+        defaults = get_objective_class(stage.objective).flow_defaults
+        try:
+            flow = check_flow_cfg(dict(stage.objective_cfg.get("flow") or {}))
+            cache = flow_cache_from_cfg(flow, reader=recipe.data.reader, **defaults)
+        except ValueError as e:
+            raise _user_error(f"stage {stage.name!r}: {e}") from None
+        caches.setdefault(cache.root, (stage, cache))
+    try:
+        dataset = recipe_dataset(recipe, recipe.data.train_split, train=True)
+    except FileNotFoundError as e:
+        raise _user_error(f"{e} (set data.root=PATH to the {recipe.data.kind} dataset)") from None
+    for stage, cache in caches.values():
+        print(f"stage {stage.name!r} ({stage.objective}): {len(dataset)} videos of {dataset.name}, {cache!r}",
+              flush=True)
+        try:
+            report = cache.build(dataset, progress=recipe.progress and not args.no_progress)
+        except ImportError as e:  # e.g. tvl1 without OpenCV's contrib modules
+            raise _user_error(f"stage {stage.name!r}: {e}") from None
+        failed = report["failed"]
+        print(f"flow cache {cache.root}: {report['computed']} computed, {report['cached']} already cached, "
+              f"{len(failed)} unreadable (skipped in training)")
+        for path, reason in failed.items():
+            print(f"  {path}: {reason}")
+    return 0
+
+
 def add_train_commands(sub: Any) -> None:
-    """Add the ``train`` and ``eval`` sub-commands to the ``zoo`` parser's sub-parsers."""
+    """Add the ``train``, ``eval`` and ``flow`` sub-commands to the ``zoo`` parser's sub-parsers."""
     p = sub.add_parser("train", help="train a recipe: zoo train RECIPE [key=value ...]",
                        description="Train a recipe (recipes/*.yaml); a run folder holding last.pt resumes.")
     p.add_argument("recipe", help="a recipe file, e.g. recipes/quickstart.yaml")
@@ -143,3 +190,15 @@ def add_train_commands(sub: Any) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="checkpoint=PATH (default: the run folder's last.pt), eval.n_clips=10 eval.n_crops=3 ...")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("flow", help="compute a recipe's optical-flow cache ahead of training: zoo flow RECIPE "
+                                    "[key=value ...]",
+                       description="Compute the optical flow of the training videos of a recipe's MSCL / MCL "
+                                   "stages into the flow cache that `zoo train` then reads (their flow settings: "
+                                   "provider, gap, adjacent, short_side, root). An interrupted build resumes.")
+    p.add_argument("recipe", help="a recipe with an mscl or mcl stage, e.g. recipes/mscl_r3d18_custom.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="recipe overrides, dotted: data.root=/data stages.0.objective_cfg.flow.provider=farneback")
+    p.add_argument("--stage", default=None, help="only this stage's cache (default: every stage that reads flow)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_flow)

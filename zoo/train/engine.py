@@ -80,6 +80,7 @@ __all__ = [
     "resolve_device",
     "resolve_amp",
     "build_model_from_checkpoint",
+    "recipe_dataset",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -290,6 +291,28 @@ def _convert_batchnorm(module: nn.Module, sync: bool) -> None:
             _convert_batchnorm(child, sync)
 
 
+def recipe_dataset(recipe: Recipe, split: str | None, train: bool, n_clips: int = 1, n_crops: int = 1) -> Any:
+    """The dataset of a recipe's ``split`` as a run reads it (its transform, sampling, reader)."""
+    from ..data import create_dataset, create_video_transform
+
+    d = recipe.data
+    transform = None
+    if any(v is not None for v in (d.train_short_side, d.test_short_side, d.mean, d.std)):
+        input_size = d.input_size or 224
+        hflip = d.hflip if d.hflip is not None else d.kind not in _DIRECTIONAL_KINDS
+        short_side = tuple(d.train_short_side) if train and d.train_short_side else (
+            d.test_short_side if not train else None)
+        extra = {k: tuple(v) for k, v in (("mean", d.mean), ("std", d.std)) if v is not None}
+        transform = create_video_transform(train, input_size=input_size, short_side=short_side,
+                                           n_crops=1 if train else n_crops, hflip=hflip, **extra)
+    return create_dataset(
+        d.kind, d.root, split=split, num_frames=d.num_frames, frame_stride=d.frame_stride, train=train,
+        reader=d.reader, strict=d.strict, transform=transform, sampling=d.sampling, n_clips=n_clips,
+        n_crops=n_crops, input_size=d.input_size, hflip=d.hflip, temporal_jitter=d.temporal_jitter and train,
+        **d.options,
+    )
+
+
 class _CallableObjective(nn.Module):
     """An ``nn.Module`` face for an objective that is a plain callable (so that DDP can wrap it)."""
 
@@ -422,24 +445,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
 
     def _dataset(self, split: str, train: bool, n_clips: int = 1, n_crops: int = 1) -> Any:
-        from ..data import create_dataset, create_video_transform
-
-        d = self.recipe.data
-        transform = None
-        if any(v is not None for v in (d.train_short_side, d.test_short_side, d.mean, d.std)):
-            input_size = d.input_size or 224
-            hflip = d.hflip if d.hflip is not None else d.kind not in _DIRECTIONAL_KINDS
-            short_side = tuple(d.train_short_side) if train and d.train_short_side else (
-                d.test_short_side if not train else None)
-            extra = {k: tuple(v) for k, v in (("mean", d.mean), ("std", d.std)) if v is not None}
-            transform = create_video_transform(train, input_size=input_size, short_side=short_side,
-                                               n_crops=1 if train else n_crops, hflip=hflip, **extra)
-        return create_dataset(
-            d.kind, d.root, split=split, num_frames=d.num_frames, frame_stride=d.frame_stride, train=train,
-            reader=d.reader, strict=d.strict, transform=transform, sampling=d.sampling, n_clips=n_clips,
-            n_crops=n_crops, input_size=d.input_size, hflip=d.hflip, temporal_jitter=d.temporal_jitter and train,
-            **d.options,
-        )
+        return recipe_dataset(self.recipe, split, train, n_clips, n_crops)
 
     def _loader(self, dataset: Dataset, train: bool, batch_size: int, seed: int = 0) -> DataLoader:
         from ..data import video_collate
