@@ -293,3 +293,47 @@ def test_config_defaults_and_validation():
         HCMLConfig(levels=(1, 2), contrastive_levels=(1, 2))
     with pytest.raises(ValueError, match="mapping"):
         HCMLConfig(max_displacement=[6, 3, 2])
+
+
+def test_zero_init_fuse_can_be_turned_off():
+    torch.manual_seed(0)
+    model = zoo.create_model("r2d_18", num_classes=5).eval()
+    x = torch.randn(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        attach_hcml(model, zero_init_fuse=False)
+        after = model(x)
+    assert all(stage.fuse.weight.abs().sum() > 0 for stage in hcml_stages(model).values())
+    assert not torch.allclose(after, before)  # the motion features reach the classifier from the start
+
+
+def test_cost_volume_is_batch_normalised_before_encoding():
+    model, clips = _model("r2d_18")
+    block = hcml_stages(model)[1].motion
+    assert block.cost_norm.num_features == block.cost_channels
+    model.train()
+    model(clips)
+    assert block.cost_norm.num_batches_tracked.item() == 1  # it sees every forward pass's cost volume
+
+
+def test_reconstruction_at_the_level_resolution_warps_pooled_frames():
+    """reconstruct_at='level' warps the frames area-averaged to the flow's map; 'frame' upsamples the flow."""
+    from zoo.methods.hcml import reconstruction_loss
+
+    model, clips = _model("r2d_18", contrastive_levels=())
+    losses = {}
+    for where in ("level", "frame"):
+        objective = create_objective("hcml", model, stage="level1", reconstruct_at=where)
+        model.eval()  # same BN statistics in both calls
+        objective.eval()
+        with capture_motion(model, stop_after_level=1) as motion:
+            model(clips)
+        flow = model.hcml["flow"]["1"](motion[1])
+        frames = clips if where == "frame" else torch.nn.functional.adaptive_avg_pool3d(clips, flow.shape[2:])
+        expected = reconstruction_loss(flow, frames)["reconstruct"]
+        losses[where] = objective(clips)["loss_reconstruct_l1"]
+        torch.testing.assert_close(losses[where], expected)
+        model.train()
+    assert not torch.isclose(losses["level"], losses["frame"])
+    with pytest.raises(ValueError, match="reconstruct_at"):
+        create_objective("hcml", model, stage="level1", reconstruct_at="pixels")

@@ -15,11 +15,18 @@
   sum_l gamma_l L_contrastive^l``, ``L_cls`` the cross-entropy of the logits (labels required).
 
 Reconstruction (eqs. 1-2) at a flow level: the flow head reads ``P^l`` and estimates the flow of
-each time step t of the level to t+1 in pixels of the level's map; it is upsampled to the frame
-size and warps frame t+1 back onto frame t. The frames are the input clip as given (normalised,
-all channels), subsampled to the level's temporal resolution (input frame ``t * r`` stands for
-time step t of a level with temporal reduction ``r``). ``L_reconstruct = L_photometric + zeta
-L_smoothness`` over the T-1 real pairs (the last frame's pair with itself is left out).
+each time step t of the level to t+1 in pixels of the level's map, which warps frame t+1 back onto
+frame t. The frames are the input clip as given (normalised, all channels), subsampled to the
+level's temporal resolution (input frame ``t * r`` stands for time step t of a level with temporal
+reduction ``r``). ``L_reconstruct = L_photometric + zeta L_smoothness`` over the T-1 real pairs (the
+last frame's pair with itself is left out). The paper does not say at which resolution it warps.
+By default (``reconstruct_at='level'``, ours) the frames are area-averaged down to the level's map
+and warped there, as multi-scale unsupervised flow losses do at their coarse scales;
+``reconstruct_at='frame'`` upsamples the flow to the frames instead. At the frame's resolution a
+flow that is 4x coarser than the image leaks onto the static, textured pixels around a moving
+object, and the Charbonnier penalty (alpha < 0.5: steep near zero) makes that leak cost more than
+the object's alignment gains: on Moving-Digits the flow head then learns zero flow, while at the
+level's resolution it learns the digits' motion, signs included (1 to 2 epochs of level 1).
 
 Contrastive (eq. 3, B.2) at level ``l`` with the level below ``l'``: ``P^{l'}`` is average-pooled onto
 level ``l``'s (T, H, W) grid (``adaptive_avg_pool3d``: a 2x2 spatial, and ``r``-frame temporal, mean
@@ -211,6 +218,8 @@ class HCMLObjective:
         num_samples: N, locations per video of the contrastive loss (ours: 32).
         temperature: tau (ours: 0.1).
         smoothness_weight: zeta (ours: 0.1).
+        reconstruct_at: ``'level'`` (ours: warp frames area-averaged to the flow's map) or ``'frame'``
+            (warp at the input resolution with the flow upsampled); see the module docstring.
         charbonnier_alpha, charbonnier_eps: the penalty's alpha and eps (paper: 0.45, 1e-3).
         generator: random generator of the contrastive loss's locations, on the clips' device.
         backend: ``zoo.kernels.info_nce`` backend (``'auto'``: Triton on CUDA, PyTorch elsewhere).
@@ -237,6 +246,7 @@ class HCMLObjective:
         generator: torch.Generator | None = None,
         backend: str = "auto",
         global_negatives: bool = True,
+        reconstruct_at: str = "level",
     ):
         self.stages = hcml_stages(model)
         if not self.stages:
@@ -249,6 +259,9 @@ class HCMLObjective:
         names = [f"level{lv}" for lv in self.supervised] + ["joint"]
         if stage not in names:
             raise ValueError(f"HCML stage must be one of {names} for this model's levels, got {stage!r}")
+        if reconstruct_at not in ("level", "frame"):
+            raise ValueError(f"reconstruct_at must be 'level' or 'frame', got {reconstruct_at!r}")
+        self.reconstruct_at = reconstruct_at
         if num_samples < 1 or temperature <= 0:
             raise ValueError(f"need num_samples >= 1 and temperature > 0, got {num_samples} and {temperature}")
         self.stage = stage
@@ -331,6 +344,8 @@ class HCMLObjective:
                 # Warping in float32 also under autocast: bf16 pixel coordinates are off by up to a pixel.
                 flow = side["flow"][str(level)](feats).float()
                 frames = level_frames(clips, self.stages[level].temporal_reduction, feats.shape[2]).float()
+                if self.reconstruct_at == "level":
+                    frames = F.adaptive_avg_pool3d(frames, flow.shape[2:])
                 terms = reconstruction_loss(flow, frames, self.smoothness_weight, alpha, eps)
                 for key, value in terms.items():
                     out[f"loss_{key}_l{level}"] = value
