@@ -113,14 +113,26 @@ def data_section() -> list[str]:
 
 
 def quickstart_section() -> list[str]:
-    data = _load("quickstart")
+    data = _load("quickstart_cpu")
     if not data:
         return []
-    rows = [[r["name"], r["model"], f"{100 * r['top1']:.1f}%", f"{r['wall_seconds'] / 60:.1f} min"]
-            for r in data["runs"]]
-    out = ["### Quickstart on Moving-Digits (2-core CPU)", ""]
-    out += _table(["run", "model", "val top-1", "wall time"], rows)
-    return out + ["", _where(data, "quickstart"), ""]
+    rows = []
+    for r in data["runs"].values():
+        knn = r.get("knn_recall@1")
+        rows.append([f"`{r['recipe']}`", f"`{r['model']}`", "; ".join(r["stages"]), f"{r['top1']:.1f}%",
+                     f"{r['top5']:.1f}%", "-" if knn is None else f"{knn:.1f}%", f"{r['wall_time_s'] / 60:.1f} min"])
+    target = data["target"]
+    met = data["meets_target"]
+    out = ["### Quickstart: HCML R2D-18 against R2D-18 on Moving-Digits (2-core CPU)", ""]
+    out += _table(["recipe", "model", "stages", "val top-1", "val top-5", "kNN recall@1", "wall time"], rows)
+    out += ["", f"{data['runs']['quickstart']['val_videos']} validation videos, 8 classes (chance 12.5%), one clip "
+            f"per video. Target: HCML at least {target['hcml_top1_min']:.0f}% top-1 "
+            f"({'met' if met['hcml_top1'] else 'not met'}), the baseline near chance "
+            f"(at most {target['baseline_top1_max']:.0f}%: {'met' if met['baseline_near_chance'] else 'not met'}), "
+            f"each within {target['wall_time_s_max'] / 60:.0f} minutes "
+            f"({'met' if met['hcml_time'] and met['baseline_time'] else 'not met'}).", "",
+            _where(data, "quickstart_cpu"), ""]
+    return out
 
 
 def render() -> str:
