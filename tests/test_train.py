@@ -175,6 +175,10 @@ def test_resume_after_sigterm_gives_the_same_parameters(tmp_path):
                  "eval.json", "recipe.yaml"):
         assert (run / name).is_file(), name
     assert yaml.safe_load((run / "recipe.yaml").read_text())["stages"][1]["freeze"] == ["stem.*"]
+    saved = json.loads((run / "eval.json").read_text())
+    matrix = torch.tensor(saved["confusion_matrix"])  # counts, true class by predicted class
+    assert matrix.shape == (4, 4) and matrix.sum() == saved["videos"]
+    assert matrix.diagonal().sum() / saved["videos"] * 100 == pytest.approx(saved["top1"])
     # The checkpoint fits zoo export's contract and rebuilds the model.
     from zoo._hub import CHECKPOINT_KEYS
     from zoo.train import build_model_from_checkpoint

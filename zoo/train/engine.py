@@ -915,13 +915,15 @@ def evaluate_model(model: nn.Module, recipe: Recipe, trainer: Trainer, classes: 
                            efficacy=efficacy_score(train_acc, test_acc))
     if trainer.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        saved = _json_safe(metrics)
         if e.confusion_matrix and e.accuracy:
             matrix = confusion_matrix(final["scores"].argmax(1), final["labels"], final["scores"].shape[1])
             names = list(classes) + [str(i) for i in range(len(classes), matrix.shape[0])]
             top1 = metrics.get("multiview_top1", metrics["top1"])
             plot_confusion_matrix(matrix, names, out_dir / "confusion_matrix.png",
                                   title=f"{recipe.name}: {split}, top-1 {top1:.1f}%")
-        (out_dir / "eval.json").write_text(json.dumps(_json_safe(metrics), indent=2) + "\n")
+            saved["confusion_matrix"] = matrix.tolist()  # rows: true class, columns: predicted; counts
+        (out_dir / "eval.json").write_text(json.dumps(saved, indent=2) + "\n")
     return metrics
 
 
