@@ -196,6 +196,7 @@ def test_shipped_cards_are_valid_and_listed():
         assert (REPO_ROOT / card.recipe).is_file(), f"{card.source}: recipe {card.recipe} not in the repository"
         assert card.name in zoo.list_pretrained()
         assert zoo.get_pretrained_cfg(card.name).sha256 == card.sha256
+    assert set(zoo.list_pretrained()) == set(_cards.list_weights_cards())  # exactly the carded checkpoints
 
 
 def test_load_weights_cards_registers_and_refuses_duplicates(tmp_path, cleanup_cards):

@@ -238,7 +238,8 @@ def test_default_cfgs():
     for name in ("r2d_50", "r3d_50", "i3d_50"):
         cfg = zoo.get_pretrained_cfg(name)
         assert cfg.input_size == (3, 16, 224, 224) and cfg.frame_stride == 2 and cfg.num_classes == 400
-    assert "r2d_50.timm_in1k" in zoo.list_pretrained()
+    assert "r2d_50.timm_in1k" in zoo.list_models(pretrained=True)
+    assert "r2d_50.timm_in1k" not in zoo.list_pretrained()  # an initialisation, not a carded checkpoint
     assert zoo.get_pretrained_cfg("r2d_50.timm_in1k").hf_hub_id == "timm/resnet50.a1_in1k"
 
 

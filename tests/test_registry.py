@@ -53,11 +53,12 @@ def test_unknown_tag_lists_tags(registered_tag):
 
 
 def test_pretrained_listing_only_has_weighted_tags(registered_tag, tmp_path):
-    assert registered_tag not in zoo.list_pretrained()  # no weights source
+    assert registered_tag not in zoo.list_models(pretrained=True)  # no weights source
     assert registered_tag in zoo.list_models(include_tags=True)
     cfg = get_arch_pretrained_cfgs("r2d_18")["unit_test"]
     cfg.file = str(tmp_path / "w.safetensors")
-    assert registered_tag in zoo.list_pretrained("r2d_*")
+    assert registered_tag in zoo.list_models("r2d_*", pretrained=True)
+    assert registered_tag not in zoo.list_pretrained()  # weights, but no weights card: not a zoo checkpoint
 
 
 def test_pretrained_without_weights_is_a_clear_error():

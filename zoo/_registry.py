@@ -119,8 +119,17 @@ def list_models(
 
 
 def list_pretrained(filter: str | Iterable[str] = "", exclude_filters: str | Iterable[str] = "") -> list[str]:
-    """``arch.tag`` names that have weights (a file, a state dict or a Hub id)."""
-    return list_models(filter, pretrained=True, exclude_filters=exclude_filters)
+    """The zoo's checkpoints: ``arch.tag`` names that have a weights card (``weights_cards/*.yaml``, or one
+    registered with ``zoo._cards.register_weights_card``).
+
+    Other tags with a source of weights, such as timm's ImageNet initialisations (``r2d_50.timm_in1k``,
+    inflated on load), are not checkpoints of ours and have no card: ``list_models(pretrained=True)``
+    lists them all.
+    """
+    from ._cards import list_weights_cards
+
+    carded = set(list_weights_cards())
+    return [n for n in list_models(filter, pretrained=True, exclude_filters=exclude_filters) if n in carded]
 
 
 def list_modules() -> list[str]:
