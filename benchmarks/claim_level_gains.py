@@ -1,0 +1,104 @@
+"""Paper claim (Fig. 3): gains at each level, as motion learning blocks are added at levels 1, 1-2, 1-2-3.
+
+The quickstart's HCML R2D-18 (``recipes/quickstart.yaml``) is trained with adapters at levels (1,),
+(1, 2) and (1, 2, 3): each variant runs the recipe's self-supervised stages for its own levels
+(``level1``, then ``level2`` if present, ...) and the same joint stage, from the same seed. The
+plain R2D-18 (no adapter) is the quickstart's baseline. Val top-1 of each variant goes to
+``benchmarks/results/claim_level_gains_cpu.json`` (rewritten after each run).
+
+    python benchmarks/claim_level_gains.py                      # levels 1, 1-2, 1-2-3, seed 0
+    python benchmarks/claim_level_gains.py --variants 1 12      # 1-2-3 taken from quickstart_cpu.json
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
+
+from zoo.train import load_recipe, train  # noqa: E402
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+NAME = "claim_level_gains_cpu"
+VARIANTS = {"1": (1,), "12": (1, 2), "123": (1, 2, 3)}
+
+
+def _recipe(levels: tuple[int, ...], seed: int, out: Path, overrides: list[str]):
+    """The quickstart recipe with adapters at ``levels`` only, and only the level stages it then has."""
+    recipe = load_recipe(RECIPES / "quickstart.yaml", [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
+    cfg = dict(recipe.model.kwargs.get("hcml_cfg") or {})
+    cfg["levels"] = list(levels)
+    cfg["max_displacement"] = {k: v for k, v in dict(cfg.get("max_displacement", {})).items() if int(k) in levels}
+    recipe.model.kwargs = {**recipe.model.kwargs, "hcml_cfg": cfg}
+    keep = {f"level{lv}" for lv in levels} | {"joint"}
+    recipe.stages = [dataclasses.replace(s) for s in recipe.stages if s.objective_cfg.get("stage") in keep]
+    recipe.name = f"quickstart_levels_{''.join(map(str, levels))}"
+    return recipe
+
+
+def _payload(runs: dict, overrides: list[str], baseline: dict | None) -> dict:
+    return {
+        "benchmark": "claim: gains at each HCML level (paper Fig. 3); quickstart recipe on Moving-Digits with "
+                     "adapters at levels 1, 1-2, 1-2-3",
+        "env": env_info("cpu"),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "overrides": overrides,
+        "chance_top1": 12.5,
+        "baseline_from_quickstart_cpu": baseline,
+        "runs": dict(sorted(runs.items())),
+        "paper": "UCF-101 top-1 grows with every level added, for R2D and R(2+1)D (Fig. 3)",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
+    args = parser.parse_args()
+    torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
+    path = RESULTS_DIR / f"{NAME}.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    runs = {k: v for k, v in previous.get("runs", {}).items() if k not in {f"levels_{v}" for v in args.variants}}
+    quickstart = RESULTS_DIR / "quickstart_cpu.json"
+    baseline = None
+    if quickstart.is_file():
+        quick = json.loads(quickstart.read_text())["runs"]
+        base = quick["quickstart_baseline"]
+        baseline = {"model": base["model"], "top1": base["top1"], "seed": 0}
+        if "123" not in args.variants and "levels_123" not in runs and args.seed == 0 and not args.overrides:
+            # The quickstart recipe is the levels 1-2-3 variant: benchmarks/quickstart.py ran it with seed 0.
+            hcml = quick["quickstart"]
+            runs["levels_123"] = {"levels": [1, 2, 3], "stages": hcml["stages"], "seed": 0, "top1": hcml["top1"],
+                                  "top5": hcml["top5"], "wall_time_s": hcml["wall_time_s"],
+                                  "source": "quickstart_cpu.json"}
+    with tempfile.TemporaryDirectory(prefix="zoo-claim-levels-") as tmp:
+        for variant in args.variants:
+            levels = VARIANTS[variant]
+            recipe = _recipe(levels, args.seed, Path(tmp) / variant, args.overrides)
+            start = time.perf_counter()
+            result = train(recipe)
+            runs[f"levels_{variant}"] = {
+                "levels": list(levels),
+                "stages": [f"{s.name}: {s.epochs} epochs" for s in recipe.stages],
+                "seed": args.seed,
+                "top1": result.metrics["top1"],
+                "top5": result.metrics["top5"],
+                "wall_time_s": round(time.perf_counter() - start, 1),
+            }
+            print(f"levels {levels}: top-1 {result.metrics['top1']:.1f}%", flush=True)
+            write_result(NAME, _payload(runs, args.overrides, baseline))
+    print(f"written: {path}")
+
+
+if __name__ == "__main__":
+    main()
