@@ -34,14 +34,18 @@ def _pyplot():
 
 
 def _stage_boundaries(ax, records: list[dict[str, Any]]) -> None:
-    """Vertical lines where a stage starts, labelled with its name."""
-    seen = set()
+    """Vertical lines where each stage starts (the last step of the stage before it, 0 for the first),
+    labelled with its name."""
+    starts: dict[str, int] = {}
+    previous_end = 0
     for r in records:
-        if r["stage"] not in seen:
-            seen.add(r["stage"])
-            ax.axvline(r["step"], color="0.8", lw=0.8, zorder=0)
-            ax.annotate(r["stage"], (r["step"], 1.0), xycoords=("data", "axes fraction"), fontsize=7,
-                        rotation=90, va="top", ha="right", color="0.4")
+        if r["stage"] not in starts:
+            starts[r["stage"]] = previous_end
+        previous_end = r["step"]
+    for stage, step in starts.items():
+        ax.axvline(step, color="0.8", lw=0.8, zorder=0)
+        ax.annotate(stage, (step, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                    rotation=90, va="top", ha="left", color="0.4")
 
 
 def plot_curves(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike, title: str = "") -> list[Path]:
@@ -69,7 +73,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike, t
         for key in keys:
             points = [(r["step"], r[key]) for r in train if key in r]
             ax.plot(*zip(*points), label=key, lw=1.2 if key == "loss" else 0.8)
-        _stage_boundaries(ax, train)
+        _stage_boundaries(ax, epochs or train)
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("training loss")
         if all(v > 0 for r in train for k, v in r.items() if k in keys):
