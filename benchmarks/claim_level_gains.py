@@ -12,7 +12,6 @@ plain R2D-18 (no adapter) is the quickstart's baseline. Val top-1 of each varian
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -40,7 +39,7 @@ def _recipe(levels: tuple[int, ...], seed: int, out: Path, overrides: list[str])
     cfg["max_displacement"] = {k: v for k, v in dict(cfg.get("max_displacement", {})).items() if int(k) in levels}
     recipe.model.kwargs = {**recipe.model.kwargs, "hcml_cfg": cfg}
     keep = {f"level{lv}" for lv in levels} | {"joint"}
-    recipe.stages = [dataclasses.replace(s) for s in recipe.stages if s.objective_cfg.get("stage") in keep]
+    recipe.stages = [s for s in recipe.stages if s.objective_cfg.get("stage") in keep]
     recipe.name = f"quickstart_levels_{''.join(map(str, levels))}"
     return recipe
 

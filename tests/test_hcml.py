@@ -333,7 +333,6 @@ def test_reconstruction_at_the_level_resolution_warps_pooled_frames():
         expected = reconstruction_loss(flow, frames)["reconstruct"]
         losses[where] = objective(clips)["loss_reconstruct_l1"]
         torch.testing.assert_close(losses[where], expected)
-        model.train()
     assert not torch.isclose(losses["level"], losses["frame"])
     with pytest.raises(ValueError, match="reconstruct_at"):
         create_objective("hcml", model, stage="level1", reconstruct_at="pixels")
