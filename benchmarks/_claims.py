@@ -1,0 +1,103 @@
+"""What the paper-claim benchmarks (``claim_*.py``) share: the quickstart recipe made into variants,
+and the pooled motion features of every HCML level.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from zoo.adapters import capture_motion
+from zoo.data import video_collate
+from zoo.train import load_recipe
+from zoo.train.engine import recipe_dataset
+from zoo.train.recipe import EvalConfig, Recipe, StageConfig
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def quickstart_recipe(name: str, seed: int, out: Path, overrides: list[str] = ()) -> Recipe:
+    """``recipes/quickstart.yaml`` (HCML R2D-18 on Moving-Digits) as run ``name`` in ``out``, alone."""
+    recipe = load_recipe(RECIPES / "quickstart.yaml", [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
+    recipe.name = name
+    return recipe
+
+
+def hcml_cfg(recipe: Recipe) -> dict[str, Any]:
+    """A copy of the recipe's ``model.kwargs.hcml_cfg`` (set it back with :func:`set_hcml_cfg`)."""
+    return copy.deepcopy(dict(recipe.model.kwargs.get("hcml_cfg") or {}))
+
+
+def set_hcml_cfg(recipe: Recipe, cfg: dict[str, Any]) -> None:
+    recipe.model.kwargs = {**recipe.model.kwargs, "hcml_cfg": cfg}
+
+
+def level_stages(recipe: Recipe) -> list[StageConfig]:
+    """The recipe's progressive self-supervised stages (``level1``, ``level2``, ...), in order."""
+    return [s for s in recipe.stages if str(s.objective_cfg.get("stage", "")).startswith("level")]
+
+
+def joint_stage(recipe: Recipe) -> StageConfig:
+    return next(s for s in recipe.stages if s.objective_cfg.get("stage") == "joint")
+
+
+def classification_stage(name: str, epochs: int, warmup_epochs: float = 0.5) -> StageConfig:
+    """Cross-entropy only: the PMBs learn through ``g`` from the labels, no self-supervision."""
+    return StageConfig(name=name, objective="classification", epochs=epochs, warmup_epochs=warmup_epochs)
+
+
+def no_accuracy_eval() -> EvalConfig:
+    """The final evaluation of a run without labels: no top-1 (its classifier is untrained), no kNN."""
+    return EvalConfig(accuracy=False, confusion_matrix=False, knn=[])
+
+
+@torch.no_grad()
+def motion_features(model: torch.nn.Module, recipe: Recipe, split: str,
+                    batch_size: int = 32) -> dict[str, Any]:
+    """Pooled motion features ``P^l`` of every HCML level of ``model`` over one split (one centred clip per video).
+
+    Returns:
+        ``levels``: ``{level: float (N, C_l)}``, ``P^l`` averaged over T, H and W; ``head``: the
+        classifier's input ``(N, D)``; ``labels``, ``indices``: int64 ``(N,)``; ``clips``: the
+        dataset, to draw videos by index.
+    """
+    dataset = recipe_dataset(recipe, split, train=False)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=video_collate)
+    model.eval()
+    head_inputs: list[torch.Tensor] = []
+    def keep_head_input(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        x = args[0].float()  # the backbone's map, pooled as predict(features='head') pools it
+        head_inputs.append(x.flatten(2).mean(-1) if x.ndim > 2 else x)
+
+    hook = model.head.register_forward_pre_hook(keep_head_input)
+    levels: dict[int, list[torch.Tensor]] = {}
+    labels, indices = [], []
+    try:
+        for batch in loader:
+            with capture_motion(model) as motion:
+                model(batch["video"])
+            for level, p in motion.items():
+                levels.setdefault(level, []).append(p.float().mean(dim=(2, 3, 4)))
+            labels.append(batch["label"])
+            indices.append(batch["index"])
+    finally:
+        hook.remove()
+    return {
+        "levels": {level: torch.cat(v) for level, v in sorted(levels.items())},
+        "head": torch.cat(head_inputs).float(),
+        "labels": torch.cat(labels),
+        "indices": torch.cat(indices),
+        "dataset": dataset,
+    }
+
+
+def stage_names(recipe: Recipe) -> list[str]:
+    """``'name (objective[, stage]): N epochs'`` of each stage, for the JSON files."""
+    out = []
+    for s in recipe.stages:
+        stage = s.objective_cfg.get("stage")
+        out.append(f"{s.name} ({s.objective}{', ' + stage if stage else ''}): {s.epochs} epochs")
+    return out
