@@ -1,8 +1,10 @@
 """HCML's reconstruction branch: warping, the Charbonnier losses, a flow head that learns motion, rendering."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.utils import flow_to_image
 
 import zoo
 from zoo.adapters import (
@@ -12,6 +14,7 @@ from zoo.adapters import (
     charbonnier,
     photometric_loss,
     render_flow,
+    render_flow_levels,
     smoothness_loss,
     upsample_flow,
 )
@@ -110,3 +113,24 @@ def test_render_flow_writes_a_grid(tmp_path):
     model.deploy()
     with pytest.raises(ValueError, match="flow heads"):
         render_flow(model, torch.randn(3, 4, 64, 64), tmp_path / "deployed.png")
+
+
+def test_render_flow_levels_draws_one_row_per_clip_with_every_level(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.create_model("hcml_r2d_18", num_classes=5, hcml_cfg={"flow_levels": (1, 2, 3)})
+    clips = torch.randn(2, 3, 4, 64, 64)
+    reference = torch.zeros(2, 2, 64, 64)
+    reference[:, 0] = 1.0  # rightwards: flow_to_image's colour for +u
+    path = render_flow_levels(model, clips, tmp_path / "levels.png", pair=1, reference=reference)
+    image = Image.open(path)
+    # 2 rows of (frame t, frame t+1, reference, levels 1, 2, 3): 6 tiles of 64 px, padding 2.
+    assert image.size == (6 * 66 + 2, 2 * 66 + 2)
+    tile = torch.from_numpy(np.array(image)).permute(2, 0, 1)[:, 2:66, 2 * 66 + 2:3 * 66]
+    expected = flow_to_image(reference[:1])[0]
+    torch.testing.assert_close(tile, expected)
+    with pytest.raises(ValueError, match="pair"):
+        render_flow_levels(model, clips, tmp_path / "bad.png", pair=3)
+    with pytest.raises(ValueError, match="reference"):
+        render_flow_levels(model, clips, tmp_path / "bad.png", reference=reference[:1])
+    with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
+        render_flow_levels(model, clips[0], tmp_path / "bad.png")

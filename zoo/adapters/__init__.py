@@ -22,7 +22,7 @@ from .hcml import (
     hcml_stages,
     level_feature_index,
 )
-from .render import render_flow
+from .render import render_flow, render_flow_levels
 
 __all__ = [
     "attach_adapter",
@@ -30,6 +30,7 @@ __all__ = [
     "attach_hcml",
     "deploy",
     "render_flow",
+    "render_flow_levels",
     "HCMLConfig",
     "HCMLStage",
     "PrimeMotionBlock",

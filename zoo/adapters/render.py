@@ -12,7 +12,7 @@ from torchvision.utils import flow_to_image, make_grid
 from .flow import upsample_flow
 from .hcml import capture_motion, hcml_stages
 
-__all__ = ["render_flow"]
+__all__ = ["render_flow", "render_flow_levels"]
 
 
 def _to_uint8(frames: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
@@ -81,5 +81,76 @@ def render_flow(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     grid = make_grid(tiles, nrow=3, padding=2)
+    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path)
+    return path
+
+
+@torch.no_grad()
+def render_flow_levels(
+    model: nn.Module,
+    clips: torch.Tensor,
+    path: str | Path,
+    pair: int = 0,
+    reference: torch.Tensor | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> Path:
+    """Write the paper's Figure 4 layout: one row per clip, the flow of every level side by side.
+
+    Each row: frame t, frame t+1 (input frames ``pair`` and ``pair + 1``), the reference flow of
+    that pair when given, then the flow that each level's flow head estimates for the time step
+    holding input frame ``pair`` (``pair // r`` for a temporal reduction ``r``), lowest level first,
+    upsampled to the frame size (values scaled with it) and coloured by
+    ``torchvision.utils.flow_to_image`` (hue: direction; each tile scaled by its own largest flow).
+
+    Args:
+        model: a model with HCML adapters and flow heads (its side branch; not deployed).
+        clips: ``(B, C, T, H, W)`` clips normalised as the model expects, one row each.
+        path: the PNG file to write.
+        pair: the input frame t of the pair drawn; ``0 <= pair < T - 1``.
+        reference: ``(B, 2, H, W)`` flow of the pair in input pixels (e.g. ``zoo.flow.FarnebackFlow``).
+        mean, std: the clips' normalisation, undone for display (default: ``model.pretrained_cfg``'s).
+
+    Returns:
+        The path written.
+    """
+    side = getattr(model, "hcml", None)
+    if side is None or len(side["flow"]) == 0:
+        raise ValueError("render_flow_levels needs an HCML model with flow heads (its side branch; not deployed)")
+    if clips.ndim != 5:
+        raise ValueError(f"clips must be (B, C, T, H, W), got shape {tuple(clips.shape)}")
+    batch, _, frames, height, width = clips.shape
+    if not 0 <= pair < frames - 1:
+        raise ValueError(f"pair must be a frame index with a next frame, 0 <= pair < {frames - 1}; got {pair}")
+    if reference is not None and tuple(reference.shape) != (batch, 2, height, width):
+        raise ValueError(f"reference must be (B, 2, H, W) = {(batch, 2, height, width)}, got {tuple(reference.shape)}")
+    cfg = getattr(model, "pretrained_cfg", None)
+    mean = mean if mean is not None else getattr(cfg, "mean", None)
+    std = std if std is not None else getattr(cfg, "std", None)
+    levels = sorted(int(level) for level in side["flow"])
+    stages = hcml_stages(model)
+    clips = clips.to(next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    try:
+        with capture_motion(model, stop_after_level=levels[-1]) as motion:
+            model(clips)
+    finally:
+        model.train(was_training)
+    flows = {}
+    for level in levels:
+        flow = side["flow"][str(level)](motion[level]).float()  # (B, 2, T_l, h, w)
+        step = min(pair // stages[level].temporal_reduction, flow.shape[2] - 1)
+        flows[level] = upsample_flow(flow[:, :, step], (height, width)).cpu()
+    tiles = []
+    for b in range(batch):
+        images = _to_uint8(clips[b, :, pair : pair + 2].transpose(0, 1).float().cpu(), mean, std)
+        tiles.extend([images[0], images[1]])
+        if reference is not None:
+            tiles.append(flow_to_image(reference[b : b + 1].float().cpu())[0])
+        tiles.extend(flow_to_image(flows[level][b : b + 1])[0] for level in levels)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = make_grid(tiles, nrow=2 + (reference is not None) + len(levels), padding=2)
     Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path)
     return path
