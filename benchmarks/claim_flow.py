@@ -1,17 +1,22 @@
-"""Paper claim (Fig. 4, Table 1's reconstruction row): the level-1 flow head learns the motion by frame
-reconstruction alone.
+"""Paper claim (Fig. 4, Table 1's reconstruction column): frame reconstruction makes a level's flow
+head learn the motion, more accurately at lower levels.
 
-Reads a trained quickstart checkpoint (``zoo train recipes/quickstart.yaml`` writes
-``runs/quickstart/last.pt``; its side branch holds the flow head), estimates the level-1 flow of
-every val video of Moving-Digits' four translation classes, and measures on the pixels that change
-between frames (the moving digit) the mean flow against the class's direction: the share of videos
-whose mean flow points the class's way, and the mean flow's size in input pixels per frame pair
-(the generator moves digits 2.25 to 4.5 pixels per pair at 48 px and frame stride 4). The photometric
-loss of the learned flow is compared with that of zero flow. Writes
-``benchmarks/results/claim_flow_cpu.json`` and a picture of frames and flow,
-``benchmarks/results/claim_flow_cpu.png`` (``zoo.adapters.render_flow``).
+Reads a trained checkpoint with HCML flow heads: by default the quickstart's
+(``zoo train recipes/quickstart.yaml`` writes ``runs/quickstart/last.pt``; a flow head at level 1);
+the reconstruction run of ``claim_supervision_levels.py`` has one at every level. For every level
+with a flow head and every val video of Moving-Digits' four translation classes, it measures on
+the pixels that change between frames (the moving digit) the mean flow against the class's
+direction: the share of videos whose mean flow points the class's way, and the mean flow's size
+in input pixels per frame pair (the generator moves digits 2.25 to 4.5 pixels per pair at 48 px
+and frame stride 4). The photometric loss of the learned flow is compared with that of zero flow,
+at the level's resolution. Writes ``benchmarks/results/<name>.json`` and the paper's Fig. 4 layout,
+``<name>.png`` (``zoo.adapters.render_flow_levels``): one val video of each of four classes per
+row, frames t and t+1, the reference flow (OpenCV's Farneback; the paper used TV-L1), and the flow
+of every level.
 
-    python benchmarks/claim_flow.py [--checkpoint runs/quickstart/last.pt]
+    python benchmarks/claim_flow.py                        # the quickstart: claim_flow_cpu
+    python benchmarks/claim_flow.py --checkpoint runs/claims/table1/reconstruction/last.pt \\
+        --name claim_flow_levels_cpu                       # flow heads at levels 1, 2, 3
 """
 from __future__ import annotations
 
@@ -22,23 +27,57 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
-from zoo.adapters import capture_motion, render_flow  # noqa: E402
+from zoo.adapters import capture_motion, hcml_stages, render_flow_levels  # noqa: E402
 from zoo.adapters.flow import photometric_loss  # noqa: E402
+from zoo.adapters.render import _to_uint8  # noqa: E402
+from zoo.flow.providers import FarnebackFlow  # noqa: E402
+from zoo.methods.hcml import level_frames  # noqa: E402
 from zoo.train import load_recipe, load_training_checkpoint  # noqa: E402
 from zoo.train.engine import build_model_from_checkpoint, recipe_dataset  # noqa: E402
 from zoo.train.recipe import recipe_from_dict  # noqa: E402
 
-NAME = "claim_flow_cpu"
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+PICTURE_CLASSES = ("right", "up", "clockwise", "grow")
+PAIR = 2  # the frame pair drawn
+
+
+def measure_level(model: torch.nn.Module, level: int, items: list[dict], direction: tuple[int, int]) -> dict:
+    """Direction agreement, flow size (input px per pair) and photometric losses of one level on ``items``."""
+    dx, dy = direction
+    stage = hcml_stages(model)[level]
+    agree, sizes, learned, zero = 0, [], [], []
+    for item in items:
+        clip = item["video"].unsqueeze(0)
+        with capture_motion(model, stop_after_level=level) as motion:
+            model(clip)
+        flow = model.hcml["flow"][str(level)](motion[level]).float()  # (1, 2, T_l, h, w) in map pixels
+        frames = level_frames(clip, stage.temporal_reduction, flow.shape[2]).float()
+        frames = F.adaptive_avg_pool3d(frames, flow.shape[2:])
+        learned.append(photometric_loss(frames, flow).item())
+        zero.append(photometric_loss(frames, torch.zeros_like(flow)).item())
+        change = (frames[:, :, 1:] - frames[:, :, :-1]).abs().sum(1)  # (1, T_l-1, h, w)
+        moving = (change > change.mean() + change.std()).float()
+        weight = moving / moving.sum().clamp_min(1)
+        u = (flow[:, 0, :-1] * weight).sum().item()
+        v = (flow[:, 1, :-1] * weight).sum().item()
+        scale = clip.shape[-1] / flow.shape[-1]  # input pixels per map pixel
+        agree += int(u * dx + v * dy > 0)
+        sizes.append(scale * (u * u + v * v) ** 0.5 / stage.temporal_reduction)
+    n = len(items)
+    return {"videos": n, "direction_agrees_pct": round(100 * agree / n, 1),
+            "mean_flow_px_per_pair": round(sum(sizes) / n, 2),
+            "photometric_learned": round(sum(learned) / n, 5), "photometric_zero_flow": round(sum(zero) / n, 5)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="runs/quickstart/last.pt")
+    parser.add_argument("--name", default="claim_flow_cpu", help="the JSON and PNG files' name")
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     ckpt = load_training_checkpoint(args.checkpoint)
@@ -47,52 +86,48 @@ def main() -> None:
     recipe = recipe_from_dict(raw) if isinstance(raw, dict) else load_recipe(raw)
     dataset = recipe_dataset(recipe, recipe.data.val_split, train=False)
     classes = list(dataset.classes)
-    per_class: dict[str, dict[str, float]] = {}
-    learned, zero = [], []
-    example = None
+    levels = sorted(int(level) for level in model.hcml["flow"])
+    by_class = {name: [dataset[i] for i, s in enumerate(dataset.samples) if s.label == classes.index(name)]
+                for name in {*DIRECTIONS, *PICTURE_CLASSES}}
+    per_level: dict[str, dict] = {}
     with torch.no_grad():
-        for name, (dx, dy) in DIRECTIONS.items():
-            label = classes.index(name)
-            agree, sizes = 0, []
-            items = [dataset[i] for i, sample in enumerate(dataset.samples) if sample.label == label]
-            for item in items:
-                clip = item["video"].unsqueeze(0)
-                with capture_motion(model, stop_after_level=1) as motion:
-                    model(clip)
-                flow = model.hcml["flow"]["1"](motion[1]).float()  # (1, 2, T, h, w) in map pixels
-                frames = F.adaptive_avg_pool3d(clip.float(), flow.shape[2:])
-                learned.append(photometric_loss(frames, flow).item())
-                zero.append(photometric_loss(frames, torch.zeros_like(flow)).item())
-                change = (frames[:, :, 1:] - frames[:, :, :-1]).abs().sum(1)  # (1, T-1, h, w)
-                moving = (change > change.mean() + change.std()).float()
-                weight = moving / moving.sum().clamp_min(1)
-                u = (flow[:, 0, :-1] * weight).sum().item()
-                v = (flow[:, 1, :-1] * weight).sum().item()
-                scale = clip.shape[-1] / flow.shape[-1]  # input pixels per map pixel
-                agree += int(u * dx + v * dy > 0)
-                sizes.append(scale * (u * u + v * v) ** 0.5)
-                if example is None:
-                    example = clip
-            per_class[name] = {"videos": len(items), "direction_agrees_pct": round(100 * agree / len(items), 1),
-                               "mean_flow_px_per_pair": round(sum(sizes) / len(sizes), 2)}
-    picture = render_flow(model, example, RESULTS_DIR / f"{NAME}.png", max_pairs=4)
+        for level in levels:
+            per_class = {name: measure_level(model, level, by_class[name], d) for name, d in DIRECTIONS.items()}
+            n = sum(c["videos"] for c in per_class.values())
+            per_level[f"level{level}"] = {
+                "per_class": per_class,
+                "direction_agrees_pct": round(sum(c["direction_agrees_pct"] * c["videos"]
+                                                  for c in per_class.values()) / n, 1),
+                "photometric_learned": round(sum(c["photometric_learned"] * c["videos"]
+                                                 for c in per_class.values()) / n, 5),
+                "photometric_zero_flow": round(sum(c["photometric_zero_flow"] * c["videos"]
+                                                   for c in per_class.values()) / n, 5),
+            }
+            print(f"level {level}: direction right in {per_level[f'level{level}']['direction_agrees_pct']:.1f}% "
+                  f"of videos; " + ", ".join(f"{k} |flow| {c['mean_flow_px_per_pair']:.2f} px"
+                                            for k, c in per_class.items()), flush=True)
+        clips = torch.stack([by_class[name][0]["video"] for name in PICTURE_CLASSES])
+        cfg = model.pretrained_cfg
+        frames = [_to_uint8(clips[:, :, t].float(), cfg.mean, cfg.std).permute(0, 2, 3, 1) for t in (PAIR, PAIR + 1)]
+        reference = FarnebackFlow()(frames[0], frames[1])
+    picture = render_flow_levels(model, clips, RESULTS_DIR / f"{args.name}.png", pair=PAIR, reference=reference)
+    image = Image.open(picture)  # 48-px tiles: enlarged 3x (nearest) to be seen in the README
+    image.resize((3 * image.width, 3 * image.height), Image.Resampling.NEAREST).save(picture)
     payload = {
-        "benchmark": "claim: the level-1 flow head learns the motion by frame reconstruction (paper Fig. 4, "
+        "benchmark": "claim: frame reconstruction makes each level's flow head learn the motion (paper Fig. 4, "
                      "Table 1); Moving-Digits val, translation classes",
         "env": env_info("cpu"),
         "checkpoint": str(args.checkpoint),
         "checkpoint_recipe": recipe.name,
-        "per_class": per_class,
-        "photometric_learned": round(sum(learned) / len(learned), 5),
-        "photometric_zero_flow": round(sum(zero) / len(zero), 5),
+        "stages": [f"{s.name}: {s.epochs} epochs" for s in recipe.stages],
+        "flow_levels": levels,
+        "levels": per_level,
         "true_motion_px_per_pair": [2.25, 4.5],
         "picture": str(picture.relative_to(RESULTS_DIR.parent.parent)),
+        "picture_rows": list(PICTURE_CLASSES),
+        "picture_columns": ["frame t", "frame t+1", "reference (Farneback)"] + [f"level {lv}" for lv in levels],
     }
-    path = write_result(NAME, payload)
-    for name, r in per_class.items():
-        print(f"{name:6s} direction right in {r['direction_agrees_pct']:5.1f}% of videos, "
-              f"|flow| {r['mean_flow_px_per_pair']:.2f} px per pair")
-    print(f"photometric: learned {payload['photometric_learned']}, zero flow {payload['photometric_zero_flow']}")
+    path = write_result(args.name, payload)
     print(f"written: {path}, {picture}")
 
 

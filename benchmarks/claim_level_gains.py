@@ -8,6 +8,13 @@ plain R2D-18 (no adapter) is the quickstart's baseline. Val top-1 of each varian
 
     python benchmarks/claim_level_gains.py                      # levels 1, 1-2, 1-2-3, seed 0
     python benchmarks/claim_level_gains.py --variants 1 12      # 1-2-3 taken from quickstart_cpu.json
+
+Moving-Digits saturates at level 1 (its digits move within level 1's cost-volume window). A faster
+variant, frames 12 apart (digits move 6.75-13.5 px per frame pair at 48 px, level 1's window is
++-8 px, level 2's +-16 px; rotation 48-96 degrees per pair):
+
+    python benchmarks/claim_level_gains.py --name claim_level_gains_fast_cpu --variants none 1 12 123 \
+        --task "Moving-Digits, frames 12 apart" -- data.frame_stride=12 data.options.frames_per_video=96
 """
 from __future__ import annotations
 
@@ -28,11 +35,15 @@ from zoo.train import load_recipe, train  # noqa: E402
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 NAME = "claim_level_gains_cpu"
-VARIANTS = {"1": (1,), "12": (1, 2), "123": (1, 2, 3)}
+VARIANTS = {"none": (), "1": (1,), "12": (1, 2), "123": (1, 2, 3)}
 
 
 def _recipe(levels: tuple[int, ...], seed: int, out: Path, overrides: list[str]):
-    """The quickstart recipe with adapters at ``levels`` only, and only the level stages it then has."""
+    """The quickstart recipe with adapters at ``levels`` only, and only the level stages it then has
+    (no level: the quickstart's baseline recipe, the plain R2D-18)."""
+    if not levels:
+        return load_recipe(RECIPES / "quickstart_baseline.yaml",
+                           [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
     recipe = load_recipe(RECIPES / "quickstart.yaml", [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
     cfg = dict(recipe.model.kwargs.get("hcml_cfg") or {})
     cfg["levels"] = list(levels)
@@ -44,13 +55,18 @@ def _recipe(levels: tuple[int, ...], seed: int, out: Path, overrides: list[str])
     return recipe
 
 
-def _payload(runs: dict, overrides: list[str], baseline: dict | None) -> dict:
+def _key(variant: str) -> str:
+    return "no_adapter" if variant == "none" else f"levels_{variant}"
+
+
+def _payload(runs: dict, overrides: list[str], baseline: dict | None, task: str) -> dict:
     return {
         "benchmark": "claim: gains at each HCML level (paper Fig. 3); quickstart recipe on Moving-Digits with "
                      "adapters at levels 1, 1-2, 1-2-3",
         "env": env_info("cpu"),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "overrides": overrides,
+        "task": task,
         "chance_top1": 12.5,
         "baseline_from_quickstart_cpu": baseline,
         "runs": dict(sorted(runs.items())),
@@ -60,17 +76,21 @@ def _payload(runs: dict, overrides: list[str], baseline: dict | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["1", "12", "123"], choices=list(VARIANTS),
+                        help="adapter levels; 'none': the plain R2D-18 (default: taken from quickstart_cpu.json)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default=NAME, help="the JSON file's name (another task: another name)")
+    parser.add_argument("--task", default="Moving-Digits as the quickstart generates it",
+                        help="what the overrides make of the task, recorded in the JSON")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
-    path = RESULTS_DIR / f"{NAME}.json"
+    path = RESULTS_DIR / f"{args.name}.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
-    runs = {k: v for k, v in previous.get("runs", {}).items() if k not in {f"levels_{v}" for v in args.variants}}
+    runs = {k: v for k, v in previous.get("runs", {}).items() if k not in {_key(v) for v in args.variants}}
     quickstart = RESULTS_DIR / "quickstart_cpu.json"
     baseline = None
-    if quickstart.is_file():
+    if quickstart.is_file() and not args.overrides:
         quick = json.loads(quickstart.read_text())["runs"]
         base = quick["quickstart_baseline"]
         baseline = {"model": base["model"], "top1": base["top1"], "seed": 0}
@@ -86,7 +106,7 @@ def main() -> None:
             recipe = _recipe(levels, args.seed, Path(tmp) / variant, args.overrides)
             start = time.perf_counter()
             result = train(recipe)
-            runs[f"levels_{variant}"] = {
+            runs[_key(variant)] = {
                 "levels": list(levels),
                 "stages": [f"{s.name}: {s.epochs} epochs" for s in recipe.stages],
                 "seed": args.seed,
@@ -95,7 +115,7 @@ def main() -> None:
                 "wall_time_s": round(time.perf_counter() - start, 1),
             }
             print(f"levels {levels}: top-1 {result.metrics['top1']:.1f}%", flush=True)
-            write_result(NAME, _payload(runs, args.overrides, baseline))
+            write_result(args.name, _payload(runs, args.overrides, baseline, args.task))
     print(f"written: {path}")
 
 
