@@ -15,7 +15,7 @@ row, frames t and t+1, the reference flow (OpenCV's Farneback; the paper used TV
 of every level.
 
     python benchmarks/claim_flow.py                        # the quickstart: claim_flow_cpu
-    python benchmarks/claim_flow.py --checkpoint runs/claims/table1/reconstruction/last.pt \\
+    python benchmarks/claim_flow.py --checkpoint runs/claims/table1/seed0/reconstruction/last.pt \\
         --name claim_flow_levels_cpu                       # flow heads at levels 1, 2, 3
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ the query and its 4 nearest training videos, each drawn as a time-coloured compo
 frame, green: middle, blue: last; the static background stays grey, a moving digit leaves a trail)
 with its class; green captions are the query's class.
 
-    python benchmarks/claim_retrieval.py [--checkpoint runs/claims/table1/contrastive/last.pt]
+    python benchmarks/claim_retrieval.py [--checkpoint runs/claims/table1/seed0/contrastive/last.pt]
 """
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def draw(path: Path, model_cfg, train_set: dict, val_set: dict, classes: list[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default="runs/claims/table1/contrastive/last.pt")
+    parser.add_argument("--checkpoint", default="runs/claims/table1/seed0/contrastive/last.pt")
     parser.add_argument("--name", default="claim_retrieval_cpu", help="the JSON and PNG files' name")
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
