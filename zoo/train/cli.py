@@ -96,6 +96,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise _user_error(_OOM_HINT) from None
     except FloatingPointError as e:
         raise _user_error(str(e)) from None
+    except ImportError as e:  # an optional dependency a recipe asks for, e.g. tvl1 flow without OpenCV contrib
+        raise _user_error(str(e)) from None
     if _is_main():
         split = rows[0]["metrics"].get("split", "val")
         print(f"\nResults on the {split} split:\n{format_results(rows)}\n")
