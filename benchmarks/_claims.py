@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader
 
 from zoo.adapters import capture_motion
 from zoo.data import video_collate
-from zoo.train import load_recipe
-from zoo.train.engine import recipe_dataset
-from zoo.train.recipe import EvalConfig, Recipe, StageConfig
+from zoo.train import load_recipe, load_training_checkpoint
+from zoo.train.engine import build_model_from_checkpoint, recipe_dataset
+from zoo.train.recipe import EvalConfig, Recipe, StageConfig, recipe_from_dict
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -24,6 +24,14 @@ def quickstart_recipe(name: str, seed: int, out: Path, overrides: list[str] = ()
     recipe = load_recipe(RECIPES / "quickstart.yaml", [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
     recipe.name = name
     return recipe
+
+
+def load_run(checkpoint: str | Path) -> tuple[dict[str, Any], torch.nn.Module, Recipe]:
+    """A ``zoo train`` checkpoint, its model (weights loaded, eval mode) and the recipe it was trained by."""
+    ckpt = load_training_checkpoint(checkpoint)
+    model = build_model_from_checkpoint(ckpt).eval()
+    raw = ckpt["recipe"]
+    return ckpt, model, recipe_from_dict(raw) if isinstance(raw, dict) else load_recipe(raw)
 
 
 def hcml_cfg(recipe: Recipe) -> dict[str, Any]:

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _claims import load_run  # noqa: E402
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
 from zoo.adapters import capture_motion, hcml_stages, render_flow_levels  # noqa: E402
@@ -37,9 +38,7 @@ from zoo.adapters.flow import photometric_loss  # noqa: E402
 from zoo.adapters.render import _to_uint8  # noqa: E402
 from zoo.flow.providers import FarnebackFlow  # noqa: E402
 from zoo.methods.hcml import level_frames  # noqa: E402
-from zoo.train import load_recipe, load_training_checkpoint  # noqa: E402
-from zoo.train.engine import build_model_from_checkpoint, recipe_dataset  # noqa: E402
-from zoo.train.recipe import recipe_from_dict  # noqa: E402
+from zoo.train.engine import recipe_dataset  # noqa: E402
 
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 PICTURE_CLASSES = ("right", "up", "clockwise", "grow")
@@ -80,10 +79,7 @@ def main() -> None:
     parser.add_argument("--name", default="claim_flow_cpu", help="the JSON and PNG files' name")
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
-    ckpt = load_training_checkpoint(args.checkpoint)
-    model = build_model_from_checkpoint(ckpt).eval()
-    raw = ckpt["recipe"]
-    recipe = recipe_from_dict(raw) if isinstance(raw, dict) else load_recipe(raw)
+    _, model, recipe = load_run(args.checkpoint)
     dataset = recipe_dataset(recipe, recipe.data.val_split, train=False)
     classes = list(dataset.classes)
     levels = sorted(int(level) for level in model.hcml["flow"])

@@ -26,14 +26,12 @@ import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _claims import motion_features  # noqa: E402
+from _claims import load_run, motion_features  # noqa: E402
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.adapters.render import _to_uint8  # noqa: E402
-from zoo.train import knn_accuracy, knn_recall, load_recipe, load_training_checkpoint  # noqa: E402
-from zoo.train.engine import build_model_from_checkpoint  # noqa: E402
-from zoo.train.recipe import recipe_from_dict  # noqa: E402
+from zoo.train import knn_accuracy, knn_recall  # noqa: E402
 
 QUERY_CLASSES = ("left", "down", "counterclockwise", "shrink")
 NEIGHBOURS = 4
@@ -102,10 +100,7 @@ def main() -> None:
     parser.add_argument("--name", default="claim_retrieval_cpu", help="the JSON and PNG files' name")
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
-    ckpt = load_training_checkpoint(args.checkpoint)
-    model = build_model_from_checkpoint(ckpt).eval()
-    raw = ckpt["recipe"]
-    recipe = recipe_from_dict(raw) if isinstance(raw, dict) else load_recipe(raw)
+    ckpt, model, recipe = load_run(args.checkpoint)
     train_set = motion_features(model, recipe, recipe.data.train_split)
     val_set = motion_features(model, recipe, recipe.data.val_split)
     classes = list(val_set["dataset"].classes)
