@@ -24,6 +24,32 @@ def _to_uint8(frames: torch.Tensor, mean: Sequence[float] | None, std: Sequence[
     return (frames.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def _flow_heads(model: nn.Module, caller: str) -> list[int]:
+    """The levels with a flow head, lowest first; a ValueError naming ``caller`` when there is none."""
+    side = getattr(model, "hcml", None)
+    if side is None or len(side["flow"]) == 0:
+        raise ValueError(f"{caller} needs an HCML model with flow heads (its side branch; not a deployed model)")
+    return sorted(int(level) for level in side["flow"])
+
+
+def _estimate_flows(model: nn.Module, clips: torch.Tensor, levels: list[int]) -> dict[int, torch.Tensor]:
+    """``{level: (B, 2, T_l, h, w)}``: each flow head's flow of ``clips``, the model in eval mode meanwhile."""
+    was_training = model.training
+    model.eval()
+    try:
+        with capture_motion(model, stop_after_level=levels[-1]) as motion:
+            model(clips)
+    finally:
+        model.train(was_training)
+    return {level: model.hcml["flow"][str(level)](motion[level]).float() for level in levels}
+
+
+def _display_norm(model: nn.Module, mean, std) -> tuple:
+    cfg = getattr(model, "pretrained_cfg", None)
+    return (mean if mean is not None else getattr(cfg, "mean", None),
+            std if std is not None else getattr(cfg, "std", None))
+
+
 @torch.no_grad()
 def render_flow(
     model: nn.Module,
@@ -50,28 +76,17 @@ def render_flow(
     Returns:
         The path written.
     """
-    side = getattr(model, "hcml", None)
-    if side is None or len(side["flow"]) == 0:
-        raise ValueError("render_flow needs an HCML model with flow heads (its side branch; not a deployed model)")
+    levels = _flow_heads(model, "render_flow")
     clip = clip if clip.ndim == 5 else clip.unsqueeze(0)
     clip = clip[:1].to(next(model.parameters()).device)
-    cfg = getattr(model, "pretrained_cfg", None)
-    mean = mean if mean is not None else getattr(cfg, "mean", None)
-    std = std if std is not None else getattr(cfg, "std", None)
-    levels = sorted(int(level) for level in side["flow"])
+    mean, std = _display_norm(model, mean, std)
     stages = hcml_stages(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with capture_motion(model, stop_after_level=levels[-1]) as motion:
-            model(clip)
-    finally:
-        model.train(was_training)
+    flows = _estimate_flows(model, clip, levels)
 
     tiles = []
     height, width = clip.shape[-2:]
     for level in levels:
-        flow = side["flow"][str(level)](motion[level])[0].float()  # (2, T_l, h, w)
+        flow = flows[level][0]  # (2, T_l, h, w)
         r = stages[level].temporal_reduction
         frames = clip[0, :, ::r].transpose(0, 1).float().cpu()  # (T_l, C, H, W)
         for t in range(min(max_pairs, flow.shape[1] - 1)):
@@ -114,9 +129,7 @@ def render_flow_levels(
     Returns:
         The path written.
     """
-    side = getattr(model, "hcml", None)
-    if side is None or len(side["flow"]) == 0:
-        raise ValueError("render_flow_levels needs an HCML model with flow heads (its side branch; not deployed)")
+    levels = _flow_heads(model, "render_flow_levels")
     if clips.ndim != 5:
         raise ValueError(f"clips must be (B, C, T, H, W), got shape {tuple(clips.shape)}")
     batch, _, frames, height, width = clips.shape
@@ -124,22 +137,11 @@ def render_flow_levels(
         raise ValueError(f"pair must be a frame index with a next frame, 0 <= pair < {frames - 1}; got {pair}")
     if reference is not None and tuple(reference.shape) != (batch, 2, height, width):
         raise ValueError(f"reference must be (B, 2, H, W) = {(batch, 2, height, width)}, got {tuple(reference.shape)}")
-    cfg = getattr(model, "pretrained_cfg", None)
-    mean = mean if mean is not None else getattr(cfg, "mean", None)
-    std = std if std is not None else getattr(cfg, "std", None)
-    levels = sorted(int(level) for level in side["flow"])
+    mean, std = _display_norm(model, mean, std)
     stages = hcml_stages(model)
     clips = clips.to(next(model.parameters()).device)
-    was_training = model.training
-    model.eval()
-    try:
-        with capture_motion(model, stop_after_level=levels[-1]) as motion:
-            model(clips)
-    finally:
-        model.train(was_training)
     flows = {}
-    for level in levels:
-        flow = side["flow"][str(level)](motion[level]).float()  # (B, 2, T_l, h, w)
+    for level, flow in _estimate_flows(model, clips, levels).items():  # (B, 2, T_l, h, w)
         step = min(pair // stages[level].temporal_reduction, flow.shape[2] - 1)
         flows[level] = upsample_flow(flow[:, :, step], (height, width)).cpu()
     tiles = []
