@@ -222,7 +222,8 @@ def supervision_claim() -> tuple[list[str], list[str]]:
                "points, and the score divides by a gap of a few points: read differences of a few units as noise. "
                "Our scores are larger than the paper's because our probe barely overfits (16-64 features per "
                "level, 1024 videos: train top-1 well below 100%, so the gap is small); UCF-101's probes overfit "
-               "(a score of 3 is a gap of a third of the training accuracy). Compare scores within a column.",
+               "(a score of 3 is a gap of a third of the training accuracy). "
+               "Compare our scores with each other, not with the paper's.",
                ""]
     details += _table(["supervision", "level", "efficacy", "probe train top-1", "probe val top-1",
                        "paper's efficacy (UCF-101)"], rows)
