@@ -35,9 +35,10 @@ def _noise(a: float, b: float, n: int) -> float:
     return 200 * math.sqrt((p * (1 - p) + q * (1 - q)) / n)
 
 
-def _compare(low: float, high: float, n: int) -> str:
-    """'yes' when ``high`` beats ``low`` by more than the noise of n videos, 'no' when it loses by more."""
-    noise = _noise(low, high, n)
+def _compare(low: float, high: float, n: int, seed_noise: float = 0.0) -> str:
+    """'yes' when ``high`` beats ``low`` by more than the noise of n videos (or ``seed_noise``, two standard
+    errors of the difference of two means over seeds, if larger), 'no' when it loses by more."""
+    noise = max(_noise(low, high, n), seed_noise)
     if abs(high - low) <= noise:
         return f"within noise ({high - low:+.1f} points, 2 s.e. = {noise:.1f})"
     return "yes" if high > low else "no"
@@ -246,7 +247,9 @@ def self_supervision_claims() -> tuple[list[list[str]], list[str]]:
         return f"{s[key]['mean']:.1f}%" if s[key]["seeds"] == 1 else f"{s[key]['mean']:.1f} +- {s[key]['std']:.1f}%"
 
     def verdict(low: str, high: str) -> str:
-        return _compare(s[low]["mean"], s[high]["mean"], _val_videos())
+        a, b = s[low], s[high]
+        seed_noise = 2 * math.sqrt(a["std"] ** 2 / a["seeds"] + b["std"] ** 2 / b["seeds"])
+        return _compare(a["mean"], b["mean"], _val_videos(), seed_noise)
 
     seeds = s["pmb_alone_top1"]["seeds"]
     file = "`claim_self_supervision_cpu.json`"
