@@ -331,7 +331,8 @@ def test_zoo_flow_builds_the_cache_a_recipe_trains_with(tmp_path, capsys):
     assert "no stage whose objective reads optical flow" in capsys.readouterr().err
     if not tvl1_available():  # an optional dependency the recipe needs: one line, also from `zoo train`
         for command in ("flow", "train"):
-            tvl1 = [f"{flow}.provider=tvl1", f"{flow}.root={tmp_path / 'tvl1'}", f"output_dir={tmp_path / 'run'}"]
+            tvl1 = [f"{flow}.provider=tvl1", f"{flow}.root={tmp_path / 'tvl1'}", f"output_dir={tmp_path / 'run'}",
+                    "data.num_workers=0"]
             assert main([command, *args[1:], *tvl1]) == 2
             err = capsys.readouterr().err.strip().splitlines()[-1]
             assert err.startswith(f"zoo {command}: error:") and "opencv-contrib-python-headless" in err, err
