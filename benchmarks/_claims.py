@@ -1,29 +1,63 @@
-"""What the paper-claim benchmarks (``claim_*.py``) share: the quickstart recipe made into variants,
-and the pooled motion features of every HCML level.
+"""What the paper-claim benchmarks (``claim_*.py``) share: the quickstart recipes made into runs,
+the previous results a run merges into, the pooled motion features of every HCML level, the
+linear probe's figures and the mean and spread over seeds.
 """
 from __future__ import annotations
 
 import copy
+import json
+import math
+import statistics
 from pathlib import Path
 from typing import Any
 
 import torch
+from _common import RESULTS_DIR
 from torch.utils.data import DataLoader
 
 from zoo.adapters import capture_motion
 from zoo.data import video_collate
-from zoo.train import load_recipe, load_training_checkpoint
+from zoo.train import efficacy_score, linear_probe_accuracy, load_recipe, load_training_checkpoint
 from zoo.train.engine import build_model_from_checkpoint, recipe_dataset
 from zoo.train.recipe import EvalConfig, Recipe, StageConfig, recipe_from_dict
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 
+def claim_recipe(file: str, seed: int, out: Path, overrides: list[str] = (), name: str | None = None) -> Recipe:
+    """``recipes/<file>`` with ``seed``, run in ``out``, without its companion recipes (and renamed ``name``)."""
+    recipe = load_recipe(RECIPES / file, [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
+    if name is not None:
+        recipe.name = name
+    return recipe
+
+
 def quickstart_recipe(name: str, seed: int, out: Path, overrides: list[str] = ()) -> Recipe:
     """``recipes/quickstart.yaml`` (HCML R2D-18 on Moving-Digits) as run ``name`` in ``out``, alone."""
-    recipe = load_recipe(RECIPES / "quickstart.yaml", [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
-    recipe.name = name
-    return recipe
+    return claim_recipe("quickstart.yaml", seed, out, overrides, name)
+
+
+def previous_runs(name: str, overrides: list[str]) -> dict[str, Any]:
+    """The ``runs`` of ``benchmarks/results/<name>.json`` when they were made with the same overrides (else none)."""
+    path = RESULTS_DIR / f"{name}.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    return previous.get("runs", {}) if previous.get("overrides", []) == overrides else {}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value), rounded to 2 decimals."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return round(statistics.mean(values), 2), round(std, 2)
+
+
+def probe_figures(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
+                  val_y: torch.Tensor) -> dict[str, Any]:
+    """Linear probe (``zoo.train.linear_probe_accuracy``) train and val top-1 and the paper's efficacy score
+    (``'inf'`` when val does as well as train), for JSON."""
+    train_acc, val_acc = linear_probe_accuracy(train_x, train_y, val_x, val_y)
+    score = efficacy_score(train_acc, val_acc)
+    return {"probe_train_top1": round(train_acc, 2), "probe_val_top1": round(val_acc, 2),
+            "efficacy": "inf" if math.isinf(score) else round(score, 2)}
 
 
 def load_run(checkpoint: str | Path) -> tuple[dict[str, Any], torch.nn.Module, Recipe]:

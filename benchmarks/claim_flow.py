@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _claims import load_run  # noqa: E402
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
-from zoo.adapters import capture_motion, hcml_stages, render_flow_levels  # noqa: E402
+from zoo.adapters import estimate_flows, hcml_stages, render_flow_levels  # noqa: E402
 from zoo.adapters.flow import photometric_loss  # noqa: E402
 from zoo.adapters.render import _to_uint8  # noqa: E402
 from zoo.flow.providers import FarnebackFlow  # noqa: E402
@@ -45,32 +45,39 @@ PICTURE_CLASSES = ("right", "up", "clockwise", "grow")
 PAIR = 2  # the frame pair drawn
 
 
-def measure_level(model: torch.nn.Module, level: int, items: list[dict], direction: tuple[int, int]) -> dict:
-    """Direction agreement, flow size (input px per pair) and photometric losses of one level on ``items``."""
+def measure(model: torch.nn.Module, levels: list[int], items: list[dict], direction: tuple[int, int]) -> dict:
+    """Per level: direction agreement, flow size (input px per pair) and photometric losses on ``items``
+    (one forward pass per video for all levels)."""
     dx, dy = direction
-    stage = hcml_stages(model)[level]
-    agree, sizes, learned, zero = 0, [], [], []
+    stages = hcml_stages(model)
+    sums = {level: {"agree": 0, "size": 0.0, "learned": 0.0, "zero": 0.0} for level in levels}
     for item in items:
         clip = item["video"].unsqueeze(0)
-        with capture_motion(model, stop_after_level=level) as motion:
-            model(clip)
-        flow = model.hcml["flow"][str(level)](motion[level]).float()  # (1, 2, T_l, h, w) in map pixels
-        frames = level_frames(clip, stage.temporal_reduction, flow.shape[2]).float()
-        frames = F.adaptive_avg_pool3d(frames, flow.shape[2:])
-        learned.append(photometric_loss(frames, flow).item())
-        zero.append(photometric_loss(frames, torch.zeros_like(flow)).item())
-        change = (frames[:, :, 1:] - frames[:, :, :-1]).abs().sum(1)  # (1, T_l-1, h, w)
-        moving = (change > change.mean() + change.std()).float()
-        weight = moving / moving.sum().clamp_min(1)
-        u = (flow[:, 0, :-1] * weight).sum().item()
-        v = (flow[:, 1, :-1] * weight).sum().item()
-        scale = clip.shape[-1] / flow.shape[-1]  # input pixels per map pixel
-        agree += int(u * dx + v * dy > 0)
-        sizes.append(scale * (u * u + v * v) ** 0.5 / stage.temporal_reduction)
+        for level, flow in estimate_flows(model, clip, levels).items():  # (1, 2, T_l, h, w) in map pixels
+            r = stages[level].temporal_reduction
+            frames = F.adaptive_avg_pool3d(level_frames(clip, r, flow.shape[2]).float(), flow.shape[2:])
+            change = (frames[:, :, 1:] - frames[:, :, :-1]).abs().sum(1)  # (1, T_l-1, h, w)
+            moving = (change > change.mean() + change.std()).float()
+            weight = moving / moving.sum().clamp_min(1)
+            u = (flow[:, 0, :-1] * weight).sum().item()
+            v = (flow[:, 1, :-1] * weight).sum().item()
+            scale = clip.shape[-1] / flow.shape[-1]  # input pixels per map pixel
+            acc = sums[level]
+            acc["agree"] += int(u * dx + v * dy > 0)
+            acc["size"] += scale * (u * u + v * v) ** 0.5 / r
+            acc["learned"] += photometric_loss(frames, flow).item()
+            acc["zero"] += photometric_loss(frames, torch.zeros_like(flow)).item()
     n = len(items)
-    return {"videos": n, "direction_agrees_pct": round(100 * agree / n, 1),
-            "mean_flow_px_per_pair": round(sum(sizes) / n, 2),
-            "photometric_learned": round(sum(learned) / n, 5), "photometric_zero_flow": round(sum(zero) / n, 5)}
+    return {level: {"videos": n, "direction_agrees_pct": round(100 * acc["agree"] / n, 1),
+                    "mean_flow_px_per_pair": round(acc["size"] / n, 2),
+                    "photometric_learned": round(acc["learned"] / n, 5),
+                    "photometric_zero_flow": round(acc["zero"] / n, 5)} for level, acc in sums.items()}
+
+
+def _pooled(per_class: dict[str, dict], key: str, digits: int) -> float:
+    """``key`` over all videos of ``per_class`` (each class weighted by its videos)."""
+    n = sum(c["videos"] for c in per_class.values())
+    return round(sum(c[key] * c["videos"] for c in per_class.values()) / n, digits)
 
 
 def main() -> None:
@@ -87,17 +94,14 @@ def main() -> None:
                 for name in {*DIRECTIONS, *PICTURE_CLASSES}}
     per_level: dict[str, dict] = {}
     with torch.no_grad():
+        by_direction = {name: measure(model, levels, by_class[name], d) for name, d in DIRECTIONS.items()}
         for level in levels:
-            per_class = {name: measure_level(model, level, by_class[name], d) for name, d in DIRECTIONS.items()}
-            n = sum(c["videos"] for c in per_class.values())
+            per_class = {name: figures[level] for name, figures in by_direction.items()}
             per_level[f"level{level}"] = {
                 "per_class": per_class,
-                "direction_agrees_pct": round(sum(c["direction_agrees_pct"] * c["videos"]
-                                                  for c in per_class.values()) / n, 1),
-                "photometric_learned": round(sum(c["photometric_learned"] * c["videos"]
-                                                 for c in per_class.values()) / n, 5),
-                "photometric_zero_flow": round(sum(c["photometric_zero_flow"] * c["videos"]
-                                                   for c in per_class.values()) / n, 5),
+                "direction_agrees_pct": _pooled(per_class, "direction_agrees_pct", 1),
+                "photometric_learned": _pooled(per_class, "photometric_learned", 5),
+                "photometric_zero_flow": _pooled(per_class, "photometric_zero_flow", 5),
             }
             print(f"level {level}: direction right in {per_level[f'level{level}']['direction_agrees_pct']:.1f}% "
                   f"of videos; " + ", ".join(f"{k} |flow| {c['mean_flow_px_per_pair']:.2f} px"

@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _claims import claim_recipe  # noqa: E402
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
-from zoo.train import load_recipe, train  # noqa: E402
+from zoo.train import train  # noqa: E402
 
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 NAME = "claim_level_gains_cpu"
 VARIANTS = {"none": (), "1": (1,), "12": (1, 2), "123": (1, 2, 3)}
 
@@ -42,9 +42,8 @@ def _recipe(levels: tuple[int, ...], seed: int, out: Path, overrides: list[str])
     """The quickstart recipe with adapters at ``levels`` only, and only the level stages it then has
     (no level: the quickstart's baseline recipe, the plain R2D-18)."""
     if not levels:
-        return load_recipe(RECIPES / "quickstart_baseline.yaml",
-                           [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
-    recipe = load_recipe(RECIPES / "quickstart.yaml", [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
+        return claim_recipe("quickstart_baseline.yaml", seed, out, overrides)
+    recipe = claim_recipe("quickstart.yaml", seed, out, overrides)
     cfg = dict(recipe.model.kwargs.get("hcml_cfg") or {})
     cfg["levels"] = list(levels)
     cfg["max_displacement"] = {k: v for k, v in dict(cfg.get("max_displacement", {})).items() if int(k) in levels}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -42,8 +41,11 @@ from _claims import (  # noqa: E402
     classification_stage,
     joint_stage,
     level_stages,
+    mean_std,
     motion_features,
     no_accuracy_eval,
+    previous_runs,
+    probe_figures,
     quickstart_recipe,
     stage_names,
 )
@@ -51,14 +53,7 @@ from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.data import MOVING_DIGITS_CLASSES  # noqa: E402
-from zoo.train import (  # noqa: E402
-    build_model_from_checkpoint,
-    efficacy_score,
-    knn_accuracy,
-    linear_probe_accuracy,
-    load_training_checkpoint,
-    train,
-)
+from zoo.train import build_model_from_checkpoint, knn_accuracy, load_training_checkpoint, train  # noqa: E402
 
 NAME = "claim_self_supervision_cpu"
 PAPER = {
@@ -73,12 +68,9 @@ def _probe(model: torch.nn.Module, recipe) -> dict[str, Any]:
     """Linear probe (and kNN, k = 5) of the pooled backbone features, train split -> val split."""
     train_set = motion_features(model, recipe, recipe.data.train_split)
     val_set = motion_features(model, recipe, recipe.data.val_split)
-    train_acc, val_acc = linear_probe_accuracy(train_set["head"], train_set["labels"], val_set["head"],
-                                               val_set["labels"])
     knn = knn_accuracy(val_set["head"], val_set["labels"], train_set["head"], train_set["labels"], 5)
-    score = efficacy_score(train_acc, val_acc)
-    return {"probe_train_top1": round(train_acc, 2), "probe_val_top1": round(val_acc, 2),
-            "efficacy": "inf" if score == float("inf") else round(score, 2), "knn_top1@5": round(knn, 2)}
+    return {**probe_figures(train_set["head"], train_set["labels"], val_set["head"], val_set["labels"]),
+            "knn_top1@5": round(knn, 2)}
 
 
 def _train(recipe) -> tuple[dict[str, Any], Path]:
@@ -123,9 +115,9 @@ def run_seed(seed: int, root: Path, overrides: list[str]) -> dict[str, Any]:
 
 def _summary(by_seed: dict[str, dict[str, Any]], order: dict | None) -> dict[str, Any]:
     def stats(values: list[float]) -> dict[str, float]:
-        return {"seeds": len(values), "mean": round(statistics.mean(values), 2),
-                "std": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0,
-                "min": round(min(values), 2), "max": round(max(values), 2)}
+        mean, std = mean_std(values)
+        return {"seeds": len(values), "mean": mean, "std": std, "min": round(min(values), 2),
+                "max": round(max(values), 2)}
 
     seeds = sorted(by_seed, key=int)
     out = {
@@ -152,8 +144,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     path = RESULTS_DIR / f"{NAME}.json"
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    by_seed = previous.get("runs", {}) if previous.get("overrides", []) == args.overrides else {}
+    by_seed = previous_runs(NAME, args.overrides)
     order_path = RESULTS_DIR / "claim_temporal_order_cpu.json"
     order = json.loads(order_path.read_text()) if order_path.is_file() and not args.overrides else None
     with tempfile.TemporaryDirectory(prefix="zoo-claim-ssl-") as tmp:

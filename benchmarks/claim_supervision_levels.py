@@ -33,10 +33,7 @@ flow at every level, ``claim_retrieval.py`` retrieves with the contrastive run's
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -50,21 +47,18 @@ from _claims import (  # noqa: E402
     classification_stage,
     hcml_cfg,
     level_stages,
+    mean_std,
     motion_features,
     no_accuracy_eval,
+    previous_runs,
+    probe_figures,
     quickstart_recipe,
     set_hcml_cfg,
     stage_names,
 )
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
-from zoo.train import (  # noqa: E402
-    build_model_from_checkpoint,
-    efficacy_score,
-    linear_probe_accuracy,
-    load_training_checkpoint,  # noqa: E402
-    train,
-)
+from zoo.train import build_model_from_checkpoint, load_training_checkpoint, train  # noqa: E402
 
 NAME = "claim_supervision_levels_cpu"
 SUPERVISIONS = ("action", "reconstruction", "contrastive")
@@ -93,21 +87,14 @@ def _recipe(supervision: str, seed: int, out: Path, overrides: list[str]):
     return recipe
 
 
-def _score(train_acc: float, test_acc: float) -> float | str:
-    score = efficacy_score(train_acc, test_acc)
-    return "inf" if math.isinf(score) else round(score, 2)
-
-
 def probe_levels(model: torch.nn.Module, recipe) -> dict[str, Any]:
     """Linear probe and efficacy of every level's pooled motion features: train split -> val split."""
     train_set = motion_features(model, recipe, recipe.data.train_split)
     val_set = motion_features(model, recipe, recipe.data.val_split)
     out = {}
     for level, feats in train_set["levels"].items():
-        train_acc, test_acc = linear_probe_accuracy(feats, train_set["labels"], val_set["levels"][level],
-                                                    val_set["labels"])
-        out[f"level{level}"] = {"channels": feats.shape[1], "probe_train_top1": round(train_acc, 2),
-                                "probe_val_top1": round(test_acc, 2), "efficacy": _score(train_acc, test_acc)}
+        out[f"level{level}"] = {"channels": feats.shape[1], **probe_figures(
+            feats, train_set["labels"], val_set["levels"][level], val_set["labels"])}
     return out
 
 
@@ -153,8 +140,7 @@ def _summary(by_seed: dict[str, dict[str, Any]]) -> dict[str, Any]:
             for key, values in (("efficacy", scores), ("probe_train_top1", [c["probe_train_top1"] for c in cells]),
                                 ("probe_val_top1", [c["probe_val_top1"] for c in cells])):
                 if values:
-                    entry[f"{key}_mean"] = round(statistics.mean(values), 2)
-                    entry[f"{key}_std"] = round(statistics.stdev(values), 2) if len(values) > 1 else 0.0
+                    entry[f"{key}_mean"], entry[f"{key}_std"] = mean_std(values)
             out[supervision][level] = entry
     return out
 
@@ -169,8 +155,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     path = RESULTS_DIR / f"{NAME}.json"
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    by_seed = previous.get("runs", {}) if previous.get("overrides", []) == args.overrides else {}
+    by_seed = previous_runs(NAME, args.overrides)
     with tempfile.TemporaryDirectory(prefix="zoo-claim-table1-") as tmp:
         for seed in args.seeds:
             runs = run_seed(seed, args.supervisions, Path(args.runs_dir or tmp) / f"seed{seed}", args.overrides)

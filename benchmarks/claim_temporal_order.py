@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -27,11 +26,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _claims import claim_recipe, mean_std  # noqa: E402
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
-from zoo.train import load_recipe, train  # noqa: E402
+from zoo.train import train  # noqa: E402
 
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 NAME = "claim_temporal_order_cpu"
 # Moving-Digits' classes come in time-reversed pairs: (left, right), (up, down), ...
 REVERSAL = {0: 1, 1: 0, 2: 3, 3: 2, 4: 5, 5: 4, 6: 7, 7: 6}
@@ -53,10 +52,11 @@ def _payload(runs: dict, overrides: list[str]) -> dict:
         top1 = [r["top1"] for r in runs.values() if r["recipe"] == f"recipes/{name}.yaml"]
         if not top1:
             continue
+        mean, std = mean_std(top1)
         summary[model] = {
             "seeds": len(top1),
-            "top1_mean": round(statistics.mean(top1), 2),
-            "top1_std": round(statistics.stdev(top1), 2) if len(top1) > 1 else 0.0,
+            "top1_mean": mean,
+            "top1_std": std,
             "top1_min": min(top1),
             "top1_max": max(top1),
         }
@@ -90,8 +90,7 @@ def run(seeds: list[int], overrides: list[str]) -> dict:
         for seed in seeds:
             for name in ("quickstart", "quickstart_baseline"):
                 out = Path(tmp) / f"{name}_seed{seed}"
-                recipe = load_recipe(RECIPES / f"{name}.yaml",
-                                     [*overrides, f"seed={seed}", f"output_dir={out}", "compare=[]"])
+                recipe = claim_recipe(f"{name}.yaml", seed, out, overrides)
                 start = time.perf_counter()
                 result = train(recipe)
                 runs[f"{name}_seed{seed}"] = {

@@ -12,6 +12,7 @@ from zoo.adapters import (
     PrimeMotionBlock,
     backward_warp,
     charbonnier,
+    estimate_flows,
     photometric_loss,
     render_flow,
     render_flow_levels,
@@ -134,3 +135,18 @@ def test_render_flow_levels_draws_one_row_per_clip_with_every_level(tmp_path):
         render_flow_levels(model, clips, tmp_path / "bad.png", reference=reference[:1])
     with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
         render_flow_levels(model, clips[0], tmp_path / "bad.png")
+
+
+def test_estimate_flows_gives_every_flow_level_in_map_pixels_from_one_pass():
+    torch.manual_seed(0)
+    model = zoo.create_model("hcml_r2d_18", num_classes=5, hcml_cfg={"flow_levels": (1, 3)})
+    model.train()
+    flows = estimate_flows(model, torch.randn(2, 3, 4, 64, 64))
+    assert {k: tuple(v.shape) for k, v in flows.items()} == {1: (2, 2, 4, 16, 16), 3: (2, 2, 4, 4, 4)}
+    assert model.training  # restored
+    assert list(estimate_flows(model, torch.randn(1, 3, 4, 64, 64), levels=[1])) == [1]
+    with pytest.raises(ValueError, match="flow heads at levels"):
+        estimate_flows(model, torch.randn(1, 3, 4, 64, 64), levels=[2])
+    model.deploy()
+    with pytest.raises(ValueError, match="flow heads at levels"):
+        estimate_flows(model, torch.randn(1, 3, 4, 64, 64))

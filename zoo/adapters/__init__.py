@@ -19,6 +19,7 @@ from .hcml import (
     attach_hcml,
     capture_motion,
     deploy,
+    estimate_flows,
     hcml_stages,
     level_feature_index,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "list_adapters",
     "attach_hcml",
     "deploy",
+    "estimate_flows",
     "render_flow",
     "render_flow_levels",
     "HCMLConfig",

@@ -392,6 +392,38 @@ def capture_motion(model: nn.Module, stop_after_level: int | None = None) -> Ite
             stage._stop_here = False
 
 
+def estimate_flows(
+    model: nn.Module, clips: torch.Tensor, levels: Sequence[int] | None = None
+) -> dict[int, torch.Tensor]:
+    """The flow that each flow head of the side branch estimates for ``clips (B, C, T, H, W)``, in one pass.
+
+    The model runs in eval mode (restored after) and only up to the highest level asked for.
+
+    Args:
+        model: a model with HCML adapters and flow heads (its side branch; not deployed).
+        clips: clips normalised as the model expects.
+        levels: the flow levels wanted (default: every level with a flow head).
+
+    Returns:
+        ``{level: float (B, 2, T_l, h_l, w_l)}``: for each time step t of the level, the flow from t
+        to t+1 in pixels of the level's map (u right, v down).
+    """
+    side = model._modules.get("hcml")
+    heads = sorted(int(level) for level in side["flow"]) if side is not None else []
+    levels = heads if levels is None else sorted(levels)
+    if not levels or any(level not in heads for level in levels):
+        raise ValueError(f"estimate_flows: flow heads at levels {heads} (none: a deployed model or no flow_levels); "
+                         f"asked for {levels}")
+    was_training = model.training
+    model.eval()
+    try:
+        with capture_motion(model, stop_after_level=levels[-1]) as motion:
+            model(clips)
+    finally:
+        model.train(was_training)
+    return {level: side["flow"][str(level)](motion[level]).float() for level in levels}
+
+
 def _build_side_branch(cfg: HCMLConfig, motion_channels: dict[int, int]) -> nn.ModuleDict:
     flow = nn.ModuleDict(
         {str(level): FlowHead(motion_channels[level], cfg.flow_hidden_channels) for level in cfg.flow_levels}

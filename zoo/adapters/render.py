@@ -10,7 +10,7 @@ from torch import nn
 from torchvision.utils import flow_to_image, make_grid
 
 from .flow import upsample_flow
-from .hcml import capture_motion, hcml_stages
+from .hcml import estimate_flows, hcml_stages
 
 __all__ = ["render_flow", "render_flow_levels"]
 
@@ -30,18 +30,6 @@ def _flow_heads(model: nn.Module, caller: str) -> list[int]:
     if side is None or len(side["flow"]) == 0:
         raise ValueError(f"{caller} needs an HCML model with flow heads (its side branch; not a deployed model)")
     return sorted(int(level) for level in side["flow"])
-
-
-def _estimate_flows(model: nn.Module, clips: torch.Tensor, levels: list[int]) -> dict[int, torch.Tensor]:
-    """``{level: (B, 2, T_l, h, w)}``: each flow head's flow of ``clips``, the model in eval mode meanwhile."""
-    was_training = model.training
-    model.eval()
-    try:
-        with capture_motion(model, stop_after_level=levels[-1]) as motion:
-            model(clips)
-    finally:
-        model.train(was_training)
-    return {level: model.hcml["flow"][str(level)](motion[level]).float() for level in levels}
 
 
 def _display_norm(model: nn.Module, mean, std) -> tuple:
@@ -81,7 +69,7 @@ def render_flow(
     clip = clip[:1].to(next(model.parameters()).device)
     mean, std = _display_norm(model, mean, std)
     stages = hcml_stages(model)
-    flows = _estimate_flows(model, clip, levels)
+    flows = estimate_flows(model, clip, levels)
 
     tiles = []
     height, width = clip.shape[-2:]
@@ -141,7 +129,7 @@ def render_flow_levels(
     stages = hcml_stages(model)
     clips = clips.to(next(model.parameters()).device)
     flows = {}
-    for level, flow in _estimate_flows(model, clips, levels).items():  # (B, 2, T_l, h, w)
+    for level, flow in estimate_flows(model, clips, levels).items():  # (B, 2, T_l, h, w)
         step = min(pair // stages[level].temporal_reduction, flow.shape[2] - 1)
         flows[level] = upsample_flow(flow[:, :, step], (height, width)).cpu()
     tiles = []
