@@ -76,8 +76,11 @@ def env_info(device: str | torch.device = "cpu") -> dict:
 
 
 def write_result(name: str, payload: dict) -> Path:
-    """Write ``payload`` as indented JSON to ``benchmarks/results/<name>.json`` and return the path."""
+    """Write ``payload`` as indented JSON to ``benchmarks/results/<name>.json`` and return the path. The file is
+    replaced whole (written beside it, then renamed), so a script running in parallel never reads half of it."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(partial, path)
     return path

@@ -3,11 +3,14 @@
 The quickstart's HCML R2D-18 (``recipes/quickstart.yaml``) is trained with adapters at levels (1,),
 (1, 2) and (1, 2, 3): each variant runs the recipe's self-supervised stages for its own levels
 (``level1``, then ``level2`` if present, ...) and the same joint stage, from the same seed. The
-plain R2D-18 (no adapter) is the quickstart's baseline. Val top-1 of each variant goes to
-``benchmarks/results/claim_level_gains_cpu.json`` (rewritten after each run).
+plain R2D-18 (no adapter) is the quickstart's baseline. Val top-1 of each variant and seed goes to
+``benchmarks/results/claim_level_gains_cpu.json``, rewritten after each run and merged with what the file
+already holds (other seeds, other variants; runs of several seeds may go in parallel), with the mean and
+standard deviation over seeds of each variant.
 
     python benchmarks/claim_level_gains.py                      # levels 1, 1-2, 1-2-3, seed 0
     python benchmarks/claim_level_gains.py --variants 1 12      # 1-2-3 taken from quickstart_cpu.json
+    python benchmarks/claim_level_gains.py --seed 1             # another seed, added to the file
 
 Moving-Digits saturates at level 1 (its digits move within level 1's cost-volume window). A faster
 variant, frames 12 apart (digits move 6.75-13.5 px per frame pair at 48 px, level 1's window is
@@ -29,7 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _claims import claim_recipe  # noqa: E402
+from _claims import claim_recipe, mean_std  # noqa: E402
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
 from zoo.train import train  # noqa: E402
@@ -58,6 +61,25 @@ def _key(variant: str) -> str:
     return "no_adapter" if variant == "none" else f"levels_{variant}"
 
 
+def _previous_runs(path: Path) -> dict:
+    """The runs the file already holds, keyed ``<variant>_seed<seed>`` (files written before seeds were in the
+    keys are read too)."""
+    runs = json.loads(path.read_text()).get("runs", {}) if path.is_file() else {}
+    return {(k if "_seed" in k else f"{k}_seed{r['seed']}"): r for k, r in runs.items()}
+
+
+def _summary(runs: dict) -> dict:
+    """Per variant: seeds, mean, standard deviation, min and max of val top-1 (percent)."""
+    out = {}
+    for variant in VARIANTS:
+        tops = [r["top1"] for k, r in sorted(runs.items()) if k.rsplit("_seed", 1)[0] == _key(variant)]
+        if tops:
+            mean, std = mean_std(tops)
+            out[_key(variant)] = {"levels": list(VARIANTS[variant]), "seeds": len(tops), "mean": mean, "std": std,
+                                  "min": min(tops), "max": max(tops)}
+    return out
+
+
 def _payload(runs: dict, overrides: list[str], baseline: dict | None, task: str) -> dict:
     return {
         "benchmark": "claim: gains at each HCML level (paper Fig. 3); quickstart recipe on Moving-Digits with "
@@ -69,6 +91,7 @@ def _payload(runs: dict, overrides: list[str], baseline: dict | None, task: str)
         "chance_top1": 12.5,
         "baseline_from_quickstart_cpu": baseline,
         "runs": dict(sorted(runs.items())),
+        "summary": _summary(runs),
         "paper": "UCF-101 top-1 grows with every level added, for R2D and R(2+1)D (Fig. 3)",
     }
 
@@ -85,27 +108,26 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     path = RESULTS_DIR / f"{args.name}.json"
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    runs = {k: v for k, v in previous.get("runs", {}).items() if k not in {_key(v) for v in args.variants}}
+    mine = {}  # this invocation's runs; each write merges them into the file as it is then
     quickstart = RESULTS_DIR / "quickstart_cpu.json"
     baseline = None
     if quickstart.is_file() and not args.overrides:
         quick = json.loads(quickstart.read_text())["runs"]
         base = quick["quickstart_baseline"]
         baseline = {"model": base["model"], "top1": base["top1"], "seed": 0}
-        if "123" not in args.variants and "levels_123" not in runs and args.seed == 0 and not args.overrides:
+        if "123" not in args.variants and "levels_123_seed0" not in _previous_runs(path) and args.seed == 0:
             # The quickstart recipe is the levels 1-2-3 variant: benchmarks/quickstart.py ran it with seed 0.
             hcml = quick["quickstart"]
-            runs["levels_123"] = {"levels": [1, 2, 3], "stages": hcml["stages"], "seed": 0, "top1": hcml["top1"],
-                                  "top5": hcml["top5"], "wall_time_s": hcml["wall_time_s"],
-                                  "source": "quickstart_cpu.json"}
+            mine["levels_123_seed0"] = {"levels": [1, 2, 3], "stages": hcml["stages"], "seed": 0,
+                                        "top1": hcml["top1"], "top5": hcml["top5"],
+                                        "wall_time_s": hcml["wall_time_s"], "source": "quickstart_cpu.json"}
     with tempfile.TemporaryDirectory(prefix="zoo-claim-levels-") as tmp:
         for variant in args.variants:
             levels = VARIANTS[variant]
             recipe = _recipe(levels, args.seed, Path(tmp) / variant, args.overrides)
             start = time.perf_counter()
             result = train(recipe)
-            runs[_key(variant)] = {
+            mine[f"{_key(variant)}_seed{args.seed}"] = {
                 "levels": list(levels),
                 "stages": [f"{s.name}: {s.epochs} epochs" for s in recipe.stages],
                 "seed": args.seed,
@@ -113,7 +135,9 @@ def main() -> None:
                 "top5": result.metrics["top5"],
                 "wall_time_s": round(time.perf_counter() - start, 1),
             }
-            print(f"levels {levels}: top-1 {result.metrics['top1']:.1f}%", flush=True)
+            print(f"levels {levels}, seed {args.seed}: top-1 {result.metrics['top1']:.1f}%", flush=True)
+            # Other seeds may run in parallel: merge with the file as it is now, ours replacing the same keys.
+            runs = {**_previous_runs(path), **mine}
             write_result(args.name, _payload(runs, args.overrides, baseline, args.task))
     print(f"written: {path}")
 
