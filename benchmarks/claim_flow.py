@@ -33,9 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _claims import load_run  # noqa: E402
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
-from zoo.adapters import estimate_flows, hcml_stages, render_flow_levels  # noqa: E402
+from zoo.adapters import estimate_flows, frames_to_uint8, hcml_stages, render_flow_levels  # noqa: E402
 from zoo.adapters.flow import photometric_loss  # noqa: E402
-from zoo.adapters.render import _to_uint8  # noqa: E402
 from zoo.flow.providers import FarnebackFlow  # noqa: E402
 from zoo.methods.hcml import level_frames  # noqa: E402
 from zoo.train.engine import recipe_dataset  # noqa: E402
@@ -108,7 +107,8 @@ def main() -> None:
                                             for k, c in per_class.items()), flush=True)
         clips = torch.stack([by_class[name][0]["video"] for name in PICTURE_CLASSES])
         cfg = model.pretrained_cfg
-        frames = [_to_uint8(clips[:, :, t].float(), cfg.mean, cfg.std).permute(0, 2, 3, 1) for t in (PAIR, PAIR + 1)]
+        frames = [frames_to_uint8(clips[:, :, t].float(), cfg.mean, cfg.std).permute(0, 2, 3, 1)
+                  for t in (PAIR, PAIR + 1)]
         reference = FarnebackFlow()(frames[0], frames[1])
     picture = render_flow_levels(model, clips, RESULTS_DIR / f"{args.name}.png", pair=PAIR, reference=reference)
     image = Image.open(picture)  # 48-px tiles: enlarged 3x (nearest) to be seen in the README

@@ -30,7 +30,7 @@ from _claims import load_run, motion_features  # noqa: E402
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo.adapters.render import _to_uint8  # noqa: E402
+from zoo.adapters import frames_to_uint8  # noqa: E402
 from zoo.train import knn_accuracy, knn_recall  # noqa: E402
 
 QUERY_CLASSES = ("left", "down", "counterclockwise", "shrink")
@@ -53,7 +53,7 @@ def retrieval(train_set: dict, val_set: dict) -> dict[str, dict[str, float]]:
 
 def _composite(video: torch.Tensor, mean, std) -> Image.Image:
     """A clip ``(C, T, H, W)`` as one RGB image: red = first frame, green = middle, blue = last (grey levels)."""
-    frames = _to_uint8(video.transpose(0, 1).float(), mean, std).float().mean(1)  # (T, H, W)
+    frames = frames_to_uint8(video.transpose(0, 1).float(), mean, std).float().mean(1)  # (T, H, W)
     t = frames.shape[0]
     rgb = torch.stack([frames[0], frames[t // 2], frames[-1]], dim=-1).round().to(torch.uint8)
     return Image.fromarray(rgb.numpy()).resize((TILE, TILE), Image.Resampling.NEAREST)

@@ -13,6 +13,7 @@ from zoo.adapters import (
     backward_warp,
     charbonnier,
     estimate_flows,
+    frames_to_uint8,
     photometric_loss,
     render_flow,
     render_flow_levels,
@@ -150,3 +151,14 @@ def test_estimate_flows_gives_every_flow_level_in_map_pixels_from_one_pass():
     model.deploy()
     with pytest.raises(ValueError, match="flow heads at levels"):
         estimate_flows(model, torch.randn(1, 3, 4, 64, 64))
+
+
+def test_frames_to_uint8_undoes_the_normalisation():
+    images = torch.randint(0, 256, (2, 3, 8, 10), dtype=torch.uint8)
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    normalised = (images / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    assert torch.equal(frames_to_uint8(normalised, mean, std), images)
+    grey = frames_to_uint8(torch.full((1, 1, 4, 4), 2.0))  # no normalisation: [0, 1] units, clamped; grey -> RGB
+    assert grey.shape == (1, 3, 4, 4) and int(grey.min()) == 255
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) frames"):
+        frames_to_uint8(torch.zeros(3, 8, 8))

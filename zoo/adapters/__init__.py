@@ -23,7 +23,7 @@ from .hcml import (
     hcml_stages,
     level_feature_index,
 )
-from .render import render_flow, render_flow_levels
+from .render import frames_to_uint8, render_flow, render_flow_levels
 
 __all__ = [
     "attach_adapter",
@@ -31,6 +31,7 @@ __all__ = [
     "attach_hcml",
     "deploy",
     "estimate_flows",
+    "frames_to_uint8",
     "render_flow",
     "render_flow_levels",
     "HCMLConfig",

@@ -12,11 +12,16 @@ from torchvision.utils import flow_to_image, make_grid
 from .flow import upsample_flow
 from .hcml import estimate_flows, hcml_stages
 
-__all__ = ["render_flow", "render_flow_levels"]
+__all__ = ["frames_to_uint8", "render_flow", "render_flow_levels"]
 
 
-def _to_uint8(frames: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
-    """``(N, C, H, W)`` normalised frames -> ``(N, 3, H, W)`` uint8 (first three channels, or grey)."""
+def frames_to_uint8(frames: torch.Tensor, mean: Sequence[float] | None = None,
+                    std: Sequence[float] | None = None) -> torch.Tensor:
+    """Undo a dataset's normalisation for display: ``(N, C, H, W)`` float frames, normalised with per-channel
+    ``mean`` and ``std`` (in [0, 1] units, as ``pretrained_cfg`` gives them; None: already in [0, 1]) ->
+    ``(N, 3, H, W)`` uint8, clamped to [0, 255]. Takes the first three channels (one channel: grey)."""
+    if frames.dim() != 4:
+        raise ValueError(f"frames_to_uint8 takes (N, C, H, W) frames, got shape {tuple(frames.shape)}")
     if mean is not None and std is not None:
         std_ = torch.tensor(std, dtype=frames.dtype).view(1, -1, 1, 1)
         frames = frames * std_ + torch.tensor(mean, dtype=frames.dtype).view(1, -1, 1, 1)
@@ -79,7 +84,7 @@ def render_flow(
         frames = clip[0, :, ::r].transpose(0, 1).float().cpu()  # (T_l, C, H, W)
         for t in range(min(max_pairs, flow.shape[1] - 1)):
             flow_t = upsample_flow(flow[:, t].unsqueeze(0), (height, width)).cpu()
-            images = _to_uint8(frames[t : t + 2], mean, std)
+            images = frames_to_uint8(frames[t : t + 2], mean, std)
             tiles.extend([images[0], images[1], flow_to_image(flow_t)[0]])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +139,7 @@ def render_flow_levels(
         flows[level] = upsample_flow(flow[:, :, step], (height, width)).cpu()
     tiles = []
     for b in range(batch):
-        images = _to_uint8(clips[b, :, pair : pair + 2].transpose(0, 1).float().cpu(), mean, std)
+        images = frames_to_uint8(clips[b, :, pair : pair + 2].transpose(0, 1).float().cpu(), mean, std)
         tiles.extend([images[0], images[1]])
         if reference is not None:
             tiles.append(flow_to_image(reference[b : b + 1].float().cpu())[0])
