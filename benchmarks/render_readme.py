@@ -479,7 +479,10 @@ def results_section() -> list[str]:
     if fast:
         out += ["", "The second Fig. 3 row is a faster Moving-Digits (`claim_level_gains.py --name "
                 "claim_level_gains_fast_cpu`: frames 12 apart instead of 4, so digits move 6.75-13.5 px per frame "
-                "pair at 48 px, beyond level 1's cost-volume window of +-8 px and within level 2's +-16 px)."]
+                "pair at 48 px, beyond level 1's cost-volume window of +-8 px and within level 2's +-16 px). "
+                "Level 3 (after res4) sees 3x3 maps at 48 px, where the paper's 224-px clips give 14x14: its "
+                "cost volume of +-1 map pixel has little to match, a likely reason, not tested, why adding it "
+                "lowers top-1 here."]
         adapters = [v["seeds"] for k, v in (fast.get("summary") or {}).items() if k.startswith("levels_")]
         if min(adapters, default=1) == 1:
             out[-1] += " One seed only: each of its figures is a single run."
