@@ -415,9 +415,9 @@ def level_gains_row(data: dict | None, name: str) -> list[str]:
     elif data.get("baseline_from_quickstart_cpu"):
         text = f"no adapter {data['baseline_from_quickstart_cpu']['top1']:.1f}% -> " + text
     n = _val_videos()
-    steps_say = [_compare(a["mean"], b["mean"], n, 2 * math.sqrt(a["std"] ** 2 / a["seeds"]
-                                                              + b["std"] ** 2 / b["seeds"]))
-                 for a, b in zip(steps, steps[1:])]  # adding level 2, adding level 3
+    pairs = list(zip(steps, steps[1:]))  # adding level 2, adding level 3
+    seed_noise = [2 * math.sqrt(a["std"] ** 2 / a["seeds"] + b["std"] ** 2 / b["seeds"]) for a, b in pairs]
+    steps_say = [_compare(a["mean"], b["mean"], n, e) for (a, b), e in zip(pairs, seed_noise)]
     if len(steps) < 3:
         agrees = "-"
     elif all(v == "yes" for v in steps_say):
@@ -426,8 +426,20 @@ def level_gains_row(data: dict | None, name: str) -> list[str]:
         agrees = "no: level 1 alone is as good (the differences are within 2 standard errors)"
     else:
         words = {"yes": "adds", "no": "lowers top-1"}
-        agrees = "partly: " + ", ".join(f"level {lv} {words.get(v, 'changes nothing beyond noise')}"
-                                        for lv, v in zip((2, 3), steps_say))
+        runs, keys = data["runs"], ("levels_1", "levels_12", "levels_123")
+        seeds = sorted({r["seed"] for k, r in runs.items() if k.startswith("levels_")})
+
+        def same_way(low: str, high: str, sign: float) -> str:
+            both = [s for s in seeds if f"{low}_seed{s}" in runs and f"{high}_seed{s}" in runs]
+            agree = sum((runs[f"{high}_seed{s}"]["top1"] - runs[f"{low}_seed{s}"]["top1"]) * sign > 0 for s in both)
+            return f", in {agree} of {len(both)} seeds" if len(both) > 1 else ""
+
+        margins = [f" ({b['mean'] - a['mean']:+.2f} points, 2 s.e. = {max(_noise(a['mean'], b['mean'], n), e):.2f}"
+                   f"{same_way(lo, hi, b['mean'] - a['mean'])})"
+                   for (a, b), e, lo, hi in zip(pairs, seed_noise, keys, keys[1:])]
+        agrees = "partly: " + ", ".join(
+            f"level {lv} {words[v]}{m}" if v in words else f"level {lv} {v}"
+            for lv, v, m in zip((2, 3), steps_say, margins))
     task = data.get("task", "Moving-Digits")
     seeds = sorted({r["seed"] for k, r in data["runs"].items() if not k.startswith("no_adapter")})
     label = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds"
