@@ -54,6 +54,14 @@ def git_revision() -> str:
     return rev + ("+dirty" if dirty else "")
 
 
+def moving_digits_version() -> int:
+    """The Moving-Digits generator's version (``zoo.data.moving_digits._VERSION``): version 2 is the first whose
+    videos are the same bytes on every generation."""
+    from zoo.data import moving_digits
+
+    return moving_digits._VERSION
+
+
 def env_info(device: str | torch.device = "cpu") -> dict:
     """Where a benchmark ran: device, threads, Python/torch/triton/CUDA versions, git revision, load, time."""
     try:
@@ -70,6 +78,7 @@ def env_info(device: str | torch.device = "cpu") -> dict:
         "triton": triton_version,
         "cuda": torch.version.cuda,
         "git_revision": git_revision(),
+        "moving_digits_generator": moving_digits_version(),  # which Moving-Digits the figures were measured on
         "load_average_1m": round(os.getloadavg()[0], 2),  # CPU timings on a busy machine are noisy
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
