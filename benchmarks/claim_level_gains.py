@@ -62,10 +62,8 @@ def _key(variant: str) -> str:
 
 
 def _previous_runs(path: Path) -> dict:
-    """The runs the file already holds, keyed ``<variant>_seed<seed>`` (files written before seeds were in the
-    keys are read too)."""
-    runs = json.loads(path.read_text()).get("runs", {}) if path.is_file() else {}
-    return {(k if "_seed" in k else f"{k}_seed{r['seed']}"): r for k, r in runs.items()}
+    """The runs the file already holds, keyed ``<variant>_seed<seed>``."""
+    return json.loads(path.read_text()).get("runs", {}) if path.is_file() else {}
 
 
 def _summary(runs: dict) -> dict:

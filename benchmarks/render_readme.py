@@ -44,6 +44,16 @@ def _compare(low: float, high: float, n: int, seed_noise: float = 0.0) -> str:
     return "yes" if high > low else "no"
 
 
+def _seed_noise(a: dict, b: dict) -> float:
+    """Two standard errors of the difference of two means over seeds (``{'std', 'seeds', ...}`` each)."""
+    return 2 * math.sqrt(a["std"] ** 2 / a["seeds"] + b["std"] ** 2 / b["seeds"])
+
+
+def _mean_pm(s: dict) -> str:
+    """``'M%'`` for one seed, ``'M +- S%'`` for several (``{'mean', 'std', 'seeds'}``)."""
+    return f"{s['mean']:.1f}%" if s["seeds"] == 1 else f"{s['mean']:.1f} +- {s['std']:.1f}%"
+
+
 def _load(name: str) -> dict | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -244,12 +254,10 @@ def self_supervision_claims() -> tuple[list[list[str]], list[str]]:
     s = data["summary"]
 
     def pm(key: str) -> str:
-        return f"{s[key]['mean']:.1f}%" if s[key]["seeds"] == 1 else f"{s[key]['mean']:.1f} +- {s[key]['std']:.1f}%"
+        return _mean_pm(s[key])
 
     def verdict(low: str, high: str) -> str:
-        a, b = s[low], s[high]
-        seed_noise = 2 * math.sqrt(a["std"] ** 2 / a["seeds"] + b["std"] ** 2 / b["seeds"])
-        return _compare(a["mean"], b["mean"], _val_videos(), seed_noise)
+        return _compare(s[low]["mean"], s[high]["mean"], _val_videos(), _seed_noise(s[low], s[high]))
 
     seeds = s["pmb_alone_top1"]["seeds"]
     file = "`claim_self_supervision_cpu.json`"
@@ -408,20 +416,17 @@ def level_gains_row(data: dict | None, name: str) -> list[str]:
     claim, paper = "Gains at every level (Fig. 3)", "UCF-101 top-1 grows with each level added"
     if not data or not data.get("runs"):
         return [claim, paper, "not measured yet", "-", "-"]
-    summary = data.get("summary") or {}
-    steps = [summary[k] for k in ("levels_1", "levels_12", "levels_123") if k in summary]
-
-    def pm(s: dict) -> str:
-        return f"{s['mean']:.1f}%" if s["seeds"] == 1 else f"{s['mean']:.1f} +- {s['std']:.1f}%"
-
-    text = " -> ".join(f"levels {'-'.join(map(str, s['levels']))} {pm(s)}" for s in steps)
+    runs, summary, keys = data["runs"], data.get("summary") or {}, ("levels_1", "levels_12", "levels_123")
+    steps = [summary[k] for k in keys if k in summary]
+    seeds = sorted({r["seed"] for k, r in runs.items() if not k.startswith("no_adapter")})
+    text = " -> ".join(f"levels {'-'.join(map(str, s['levels']))} {_mean_pm(s)}" for s in steps)
     if "no_adapter" in summary:
-        text = f"no adapter {pm(summary['no_adapter'])} -> " + text
+        text = f"no adapter {_mean_pm(summary['no_adapter'])} -> " + text
     elif data.get("baseline_from_quickstart_cpu"):
         text = f"no adapter {data['baseline_from_quickstart_cpu']['top1']:.1f}% -> " + text
     n = _val_videos()
     pairs = list(zip(steps, steps[1:]))  # adding level 2, adding level 3
-    seed_noise = [2 * math.sqrt(a["std"] ** 2 / a["seeds"] + b["std"] ** 2 / b["seeds"]) for a, b in pairs]
+    seed_noise = [_seed_noise(a, b) for a, b in pairs]
     steps_say = [_compare(a["mean"], b["mean"], n, e) for (a, b), e in zip(pairs, seed_noise)]
     if len(steps) < 3:
         agrees = "-"
@@ -431,8 +436,6 @@ def level_gains_row(data: dict | None, name: str) -> list[str]:
         agrees = "no: level 1 alone is as good (the differences are within 2 standard errors)"
     else:
         words = {"yes": "adds", "no": "lowers top-1"}
-        runs, keys = data["runs"], ("levels_1", "levels_12", "levels_123")
-        seeds = sorted({r["seed"] for k, r in runs.items() if k.startswith("levels_")})
 
         def same_way(low: str, high: str, sign: float) -> str:
             both = [s for s in seeds if f"{low}_seed{s}" in runs and f"{high}_seed{s}" in runs]
@@ -446,7 +449,6 @@ def level_gains_row(data: dict | None, name: str) -> list[str]:
             f"level {lv} {words[v]}{m}" if v in words else f"level {lv} {v}"
             for lv, v, m in zip((2, 3), steps_say, margins))
     task = data.get("task", "Moving-Digits")
-    seeds = sorted({r["seed"] for k, r in data["runs"].items() if not k.startswith("no_adapter")})
     label = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds"
     return [claim, paper, f"{task}, HCML R2D-18, {label}: {text}", agrees, f"`{name}.json`"]
 

@@ -392,6 +392,12 @@ def capture_motion(model: nn.Module, stop_after_level: int | None = None) -> Ite
             stage._stop_here = False
 
 
+def _flow_head_levels(model: nn.Module) -> list[int]:
+    """The levels whose flow head the model's side branch has, lowest first (none: deployed, or no flow_levels)."""
+    side = model._modules.get("hcml")
+    return sorted(int(level) for level in side["flow"]) if side is not None else []
+
+
 def estimate_flows(
     model: nn.Module, clips: torch.Tensor, levels: Sequence[int] | None = None
 ) -> dict[int, torch.Tensor]:
@@ -408,8 +414,7 @@ def estimate_flows(
         ``{level: float (B, 2, T_l, h_l, w_l)}``: for each time step t of the level, the flow from t
         to t+1 in pixels of the level's map (u right, v down).
     """
-    side = model._modules.get("hcml")
-    heads = sorted(int(level) for level in side["flow"]) if side is not None else []
+    heads = _flow_head_levels(model)
     levels = heads if levels is None else sorted(levels)
     if not levels or any(level not in heads for level in levels):
         raise ValueError(f"estimate_flows: flow heads at levels {heads} (none: a deployed model or no flow_levels); "
@@ -421,7 +426,7 @@ def estimate_flows(
             model(clips)
     finally:
         model.train(was_training)
-    return {level: side["flow"][str(level)](motion[level]).float() for level in levels}
+    return {level: model.hcml["flow"][str(level)](motion[level]).float() for level in levels}
 
 
 def _build_side_branch(cfg: HCMLConfig, motion_channels: dict[int, int]) -> nn.ModuleDict:
