@@ -15,10 +15,10 @@ import torch
 from _common import RESULTS_DIR
 from torch.utils.data import DataLoader
 
+from zoo._checkpoint import build_model_from_checkpoint
 from zoo.adapters import capture_motion
 from zoo.data import video_collate
-from zoo.train import efficacy_score, linear_probe_accuracy, load_recipe, load_training_checkpoint
-from zoo.train.engine import build_model_from_checkpoint, recipe_dataset
+from zoo.train import efficacy_score, linear_probe_accuracy, load_recipe, load_training_checkpoint, recipe_dataset
 from zoo.train.recipe import EvalConfig, Recipe, StageConfig, recipe_from_dict
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"

@@ -1,8 +1,19 @@
-"""Shared helpers of the benchmark scripts: where they ran, and writing their JSON.
+"""Shared helpers of the benchmark scripts: where they ran, writing their JSON, and timing a call.
 
 Every script in ``benchmarks/`` writes one JSON file to ``benchmarks/results/`` holding
 ``env_info()`` (device, versions, git revision, timestamp) next to its measurements, so a
 number in the README can always be traced to the machine and the code that produced it.
+
+The kernel benchmarks (``correlation.py``, ``contrastive.py``) time one call the same way:
+- CPU: each measurement runs in a fresh subprocess (:func:`run_worker`: the script again with
+  ``--worker <spec JSON>``, printing its result as the last line of JSON), which resets the
+  kernel's resident-set high-water mark (``echo 5 > /proc/self/clear_refs``), runs the call
+  once and reads ``VmHWM - VmRSS(before)`` from ``/proc/self/status``: the resident memory the
+  call added at its peak (a fresh process has no cached blocks to hide behind); then the median
+  ``perf_counter`` and ``process_time`` of the timed calls (:func:`measure_cpu_call`).
+- CUDA: three warm-up calls (autotuning, compilation, allocator), then
+  ``torch.cuda.max_memory_allocated()`` during one call minus ``memory_allocated()`` before it,
+  then the median of CUDA events around each timed call (:func:`measure_cuda_call`).
 """
 from __future__ import annotations
 
@@ -11,7 +22,11 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -93,3 +108,71 @@ def write_result(name: str, payload: dict) -> Path:
     partial.write_text(json.dumps(payload, indent=2) + "\n")
     os.replace(partial, path)
     return path
+
+
+# ------------------------------------------------------------------------------ timing one call
+
+
+def proc_status_mib(field: str) -> float:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``, ...) in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure_cpu_call(call: Callable[[], object], repeats: int) -> dict:
+    """In a fresh process: the peak extra resident memory of one ``call()``, then its median time over ``repeats``
+    more calls (the memory run doubles as warm-up). Create the inputs before calling this."""
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    before = proc_status_mib("VmRSS")
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    peak = proc_status_mib("VmHWM") - before
+    times, cpu_times = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        call()
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - start_cpu)
+    return {"time_ms": 1e3 * statistics.median(times), "min_time_ms": 1e3 * min(times),
+            "cpu_time_ms": 1e3 * statistics.median(cpu_times), "first_call_ms": 1e3 * first,
+            "peak_mib": peak, "repeats": repeats}
+
+
+def run_worker(script: str, spec: dict) -> dict:
+    """Run ``script --worker <spec as JSON>`` in a fresh Python process and return the JSON of its last stdout
+    line, or ``{"error": <its last stderr line>}`` if it failed."""
+    proc = subprocess.run([sys.executable, script, "--worker", json.dumps(spec)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_cuda_call(call: Callable[[], object], repeats: int, warmup: int = 3) -> dict:
+    """Peak extra CUDA memory of one ``call()`` after ``warmup`` calls, then the median of CUDA events around
+    ``repeats`` calls; ``{"error": ...}`` when it runs out of memory."""
+    try:
+        for _ in range(warmup):  # autotuning, compilation, allocator
+            call()
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        call()
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_memory_allocated() - before) / 2**20
+        times = []
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            call()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end))
+    except torch.cuda.OutOfMemoryError as err:
+        torch.cuda.empty_cache()
+        return {"error": f"out of memory: {str(err).splitlines()[0]}"}
+    return {"time_ms": statistics.median(times), "min_time_ms": min(times), "peak_mib": peak, "repeats": repeats}

@@ -37,7 +37,7 @@ from zoo.adapters import estimate_flows, frames_to_uint8, hcml_stages, render_fl
 from zoo.adapters.flow import photometric_loss  # noqa: E402
 from zoo.flow.providers import FarnebackFlow  # noqa: E402
 from zoo.methods.hcml import level_frames  # noqa: E402
-from zoo.train.engine import recipe_dataset  # noqa: E402
+from zoo.train import recipe_dataset  # noqa: E402
 
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 PICTURE_CLASSES = ("right", "up", "clockwise", "grow")

@@ -16,12 +16,12 @@ Cases (issue 4):
 
 Implementations:
 - ``fused``: ``zoo.kernels.info_nce(backend='auto')``: the Triton kernels on CUDA, the chunked
-  PyTorch path (``kernels/reference.py``, INFO_NCE_CHUNK_ELEMENTS logits per chunk) on CPU.
+  PyTorch path (``zoo.kernels.reference``, INFO_NCE_CHUNK_ELEMENTS logits per chunk) on CPU.
 - ``materialized``: ``F.normalize``, ``q @ k.T / tau``, ``F.cross_entropy``: the (N, M) logits,
   their softmax and its gradient live in memory. Skipped, with its estimate recorded, when
   3 x N x M elements exceed ``--max-materialized-gib``.
 
-Peak memory is the extra memory above the inputs, gradients included:
+Peak memory is the extra memory above the inputs, gradients included, measured by ``_common.py``:
 - CUDA: ``torch.cuda.max_memory_allocated()`` during the call minus ``memory_allocated()`` before
   it, after three warm-up calls (autotuning, compilation, allocator).
 - CPU: each (case, implementation) runs in a fresh subprocess that makes one tiny call (N = 8,
@@ -30,23 +30,27 @@ Peak memory is the extra memory above the inputs, gradients included:
   from ``/proc/self/status``: the resident memory the call added at its peak (a fresh process has
   no cached blocks to hide behind).
 Times: CUDA events (median of ``--repeats`` after warm-up); CPU ``perf_counter`` (median of
-``--repeats`` after the memory run, which doubles as warm-up).
+``--repeats`` after the memory run, which doubles as warm-up), plus the process CPU time.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import device_slug, env_info, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    device_slug,
+    env_info,
+    measure_cpu_call,
+    measure_cuda_call,
+    run_worker,
+    write_result,
+)
 
 TAU = 0.07
 FULL = {"sizes": [4096, 16384, 65536], "dims": [128, 256], "moco_queue": 65536}
@@ -80,13 +84,6 @@ def one_call(impl: str, query, keys, target) -> None:
 # ------------------------------------------------------------------------------------------- CPU
 
 
-def _proc_status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def cpu_worker(spec: dict) -> dict:
     """One (case, impl) in this fresh process: peak extra RSS of one call, then the median time."""
     import zoo.kernels.contrastive  # noqa: F401  (import cost stays out of the measurement)
@@ -94,29 +91,12 @@ def cpu_worker(spec: dict) -> dict:
     dtype = getattr(torch, spec["dtype"])
     one_call(spec["impl"], *make_inputs(dict(spec["case"], n=8, m=16), dtype, "cpu"))  # PyTorch's lazy state
     inputs = make_inputs(spec["case"], dtype, "cpu")
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    before = _proc_status_mib("VmRSS")
-    start = time.perf_counter()
-    one_call(spec["impl"], *inputs)
-    first = time.perf_counter() - start
-    peak = _proc_status_mib("VmHWM") - before
-    times = []
-    for _ in range(spec["repeats"]):
-        start = time.perf_counter()
-        one_call(spec["impl"], *inputs)
-        times.append(time.perf_counter() - start)
-    return {"time_ms": 1e3 * statistics.median(times), "first_call_ms": 1e3 * first, "peak_mib": peak,
-            "repeats": spec["repeats"]}
+    return measure_cpu_call(lambda: one_call(spec["impl"], *inputs), spec["repeats"])
 
 
 def measure_cpu(case: dict, impl: str, dtype: torch.dtype, repeats: int) -> dict:
     spec = {"case": case, "impl": impl, "dtype": str(dtype).split(".")[1], "repeats": repeats}
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, spec)
 
 
 # ------------------------------------------------------------------------------------------ CUDA
@@ -124,28 +104,7 @@ def measure_cpu(case: dict, impl: str, dtype: torch.dtype, repeats: int) -> dict
 
 def measure_cuda(case: dict, impl: str, dtype: torch.dtype, repeats: int) -> dict:
     inputs = make_inputs(case, dtype, "cuda")
-    try:
-        for _ in range(3):  # warm-up: autotuning, compilation, allocator
-            one_call(impl, *inputs)
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        one_call(impl, *inputs)
-        torch.cuda.synchronize()
-        peak = (torch.cuda.max_memory_allocated() - before) / 2**20
-        times = []
-        for _ in range(repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            one_call(impl, *inputs)
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-    except torch.cuda.OutOfMemoryError as err:
-        torch.cuda.empty_cache()
-        return {"error": f"out of memory: {str(err).splitlines()[0]}"}
-    return {"time_ms": statistics.median(times), "peak_mib": peak, "repeats": repeats}
+    return measure_cuda_call(lambda: one_call(impl, *inputs), repeats)
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -265,7 +224,7 @@ def main() -> None:
             "fused": "zoo.kernels.info_nce(backend='auto'): "
                      + ("Triton kernels" if on_cuda else
                         f"chunked PyTorch path, {reference.INFO_NCE_CHUNK_ELEMENTS} logits per chunk"),
-            "materialized": "F.normalize, q @ k.T / tau, F.cross_entropy (kernels/reference.py)",
+            "materialized": "F.normalize, q @ k.T / tau, F.cross_entropy (zoo.kernels.reference)",
         },
         "memory_method": (
             "torch.cuda.max_memory_allocated() - memory_allocated() before the call, after warm-up"

@@ -4,7 +4,7 @@
 
 Writes ``benchmarks/results/correlation_<device>.json``: per shape and implementation, the median time
 of the forward and of forward + backward, and their peak memory, plus each shape's roofline floor
-(KERNELS.md: FLOPs ``2*B*H*W*D*C``, minimum bytes ``B*C*H*W*(e1+e2) + B*D*H*W*e_out``).
+(the ``zoo.kernels`` docstring: FLOPs ``2*B*H*W*D*C``, minimum bytes ``B*C*H*W*(e1+e2) + B*D*H*W*e_out``).
 
 Shapes: HCML's prime motion blocks (128 frame pairs, C=64, cosine: 56x56 d=8 s=2, 28x28 d=4, 14x14
 d=3) and FlowNetC's (B=4, C=256, 48x64, d=20 s=2, dot product / C). ``--quick`` divides the batch
@@ -15,7 +15,7 @@ tool, not a benchmark), ``reference`` (``backend='torch'``: a loop over displace
 (``F.unfold`` of f2 into all (2r+1)^2 displaced copies, multiplied with f1 and summed over C: the
 memory-hungry textbook version).
 
-Peak memory is the extra memory above what the inputs already hold:
+Peak memory is the extra memory above what the inputs already hold, measured by ``_common.py``:
 - CUDA: ``torch.cuda.max_memory_allocated()`` after the call minus ``memory_allocated()`` before it.
 - CPU: every (shape, implementation, pass) runs in a fresh subprocess that creates its inputs, resets the
   kernel's resident-set high-water mark (``echo 5 > /proc/self/clear_refs``), runs the call once and
@@ -34,17 +34,21 @@ import argparse
 import datetime
 import json
 import os
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import device_slug, env_info, write_result  # noqa: E402
+from _common import (  # noqa: E402
+    device_slug,
+    env_info,
+    measure_cpu_call,
+    measure_cuda_call,
+    run_worker,
+    write_result,
+)
 
 SHAPES = {
     # name: (batch, channels, height, width, max_displacement, stride, normalize)
@@ -55,7 +59,7 @@ SHAPES = {
 }
 QUICK_BATCH_DIVISOR = 8
 
-# H100 SXM figures from KERNELS.md (the H200 differs in memory bandwidth only).
+# H100 SXM figures of the zoo.kernels docstring (the H200 differs in memory bandwidth only).
 HBM_BYTES_PER_S = {"h100_sxm": 3.35e12, "h200": 4.8e12}
 FP32_FMA_FLOPS = 67e12
 BF16_TENSOR_FLOPS = 989e12
@@ -103,7 +107,8 @@ def one_call(impl: str, shape: tuple, f1, f2, grad) -> None:
 
 
 def roofline(shape: tuple, element_bytes: int, backward: bool) -> dict:
-    """KERNELS.md's floor for one shape; forward + backward: 3x the FLOPs, the bytes of both passes."""
+    """The roofline floor of one shape (zoo.kernels docstring); forward + backward: 3x the FLOPs, the bytes of
+    both passes."""
     size_b, channels, size_y, size_x, max_displacement, stride, normalize = shape
     d = (2 * (max_displacement // stride) + 1) ** 2
     features = size_b * channels * size_y * size_x
@@ -128,13 +133,6 @@ def roofline(shape: tuple, element_bytes: int, backward: bool) -> dict:
 # ------------------------------------------------------------------------------------------- CPU
 
 
-def _proc_status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def cpu_worker(spec: dict) -> dict:
     """One (shape, impl, pass) in this fresh process: peak extra RSS of one call, then the median time."""
     shape, impl, backward = tuple(spec["shape"]), spec["impl"], spec["backward"]
@@ -143,32 +141,13 @@ def cpu_worker(spec: dict) -> dict:
     if impl != "naive":
         import zoo.kernels.correlation  # noqa: F401  (import cost stays out of the measurement)
     f1, f2, grad = make_inputs(shape, dtype, "cpu", backward)
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    before = _proc_status_mib("VmRSS")
-    start = time.perf_counter()
-    one_call(impl, shape, f1, f2, grad)
-    first = time.perf_counter() - start
-    peak = _proc_status_mib("VmHWM") - before
-    times, cpu_times = [], []
-    for _ in range(spec["repeats"]):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        one_call(impl, shape, f1, f2, grad)
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - start_cpu)
-    return {"time_ms": 1e3 * statistics.median(times), "min_time_ms": 1e3 * min(times),
-            "cpu_time_ms": 1e3 * statistics.median(cpu_times), "first_call_ms": 1e3 * first,
-            "peak_mib": peak, "repeats": spec["repeats"]}
+    return measure_cpu_call(lambda: one_call(impl, shape, f1, f2, grad), spec["repeats"])
 
 
 def measure_cpu(shape: tuple, impl: str, backward: bool, dtype: torch.dtype, repeats: int) -> dict:
     spec = {"shape": list(shape), "impl": impl, "backward": backward, "dtype": str(dtype).split(".")[1],
             "repeats": repeats, "threads": torch.get_num_threads()}
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, spec)
 
 
 # ------------------------------------------------------------------------------------------ CUDA
@@ -176,29 +155,7 @@ def measure_cpu(shape: tuple, impl: str, backward: bool, dtype: torch.dtype, rep
 
 def measure_cuda(shape: tuple, impl: str, backward: bool, dtype: torch.dtype, repeats: int) -> dict:
     f1, f2, grad = make_inputs(shape, dtype, "cuda", backward)
-    try:
-        for _ in range(3):  # warm-up: autotuning, compilation, allocator
-            one_call(impl, shape, f1, f2, grad)
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        one_call(impl, shape, f1, f2, grad)
-        torch.cuda.synchronize()
-        peak = (torch.cuda.max_memory_allocated() - before) / 2**20
-        times = []
-        for _ in range(repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            one_call(impl, shape, f1, f2, grad)
-            end.record()
-            torch.cuda.synchronize()
-            times.append(start.elapsed_time(end))
-    except torch.cuda.OutOfMemoryError as err:
-        torch.cuda.empty_cache()
-        return {"error": f"out of memory: {str(err).splitlines()[0]}"}
-    return {"time_ms": statistics.median(times), "min_time_ms": min(times), "peak_mib": peak,
-            "repeats": repeats}
+    return measure_cuda_call(lambda: one_call(impl, shape, f1, f2, grad), repeats)
 
 
 # ------------------------------------------------------------------------------------------ main

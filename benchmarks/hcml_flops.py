@@ -7,7 +7,7 @@ The paper's HCML overheads are 1.18x on R2D-50 (T=16, 224x224) and 1.11x on R(2+
 The deployed model is counted: the side branch (flow heads, predictors) is training-only.
 
 The cost volume is counted: ``zoo::temporal_correlation`` registers ``2 B C T H W D`` FLOPs with
-the flop counter (``C`` the reduced channels, ``D = (2r+1)^2`` displacements), KERNELS.md's count.
+the flop counter (``C`` the reduced channels, ``D = (2r+1)^2`` displacements), as the ``zoo.kernels`` docstring counts.
 
     python benchmarks/hcml_flops.py
 """

@@ -73,7 +73,7 @@ def _recipe(method: str, steps: int, batch_size: int, out: Path) -> dict[str, An
     epochs = math.ceil(stage_steps / (len(MOVING_DIGITS_CLASSES) * DATA_OPTIONS["videos_per_class"] // batch_size))
     stage = {"epochs": epochs, "warmup_epochs": 0.1 * epochs, "evaluate": False}
     if method == "hcml":
-        model.update(adapter="hcml", adapter_cfg={"deltas": [1]})
+        model = {"name": "hcml", "kwargs": {"backbone": "r3d_18", "hcml_cfg": {"deltas": [1]}}}
         stages = [{"name": f"level{lv}", "objective": "hcml", "objective_cfg": {"stage": f"level{lv}"}, **stage}
                   for lv in (1, 2, 3)]
     elif method == "mscl":

@@ -12,3 +12,29 @@ def _zoo_home(tmp_path_factory):
     if "ZOO_HOME" not in os.environ or not os.environ.get("ZOO_TEST_KEEP_HOME"):
         os.environ["ZOO_HOME"] = str(tmp_path_factory.mktemp("zoo_home"))
     yield
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a whole test module (``pytestmark = pytest.mark.usefixtures("one_thread")``): on the
+    CI machine's shared, oversubscribed cores, OpenMP barriers make 2 threads several times slower than 1."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``@pytest.mark.cuda`` when no NVIDIA GPU is visible."""
+    cuda_items = [item for item in items if item.get_closest_marker("cuda") is not None]
+    if not cuda_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU")
+    for item in cuda_items:
+        item.add_marker(skip)

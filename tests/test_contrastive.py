@@ -9,6 +9,7 @@ import functools
 import pytest
 import torch
 import torch.nn.functional as F
+
 from zoo.kernels import contrastive, info_nce, reference
 
 BACKENDS = ["torch", "triton"]
@@ -220,12 +221,10 @@ def test_bad_inputs_raise_value_error(kwargs, message):
 # On a GPU
 # ---------------------------------------------------------------------------------------
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
 CUDA_TOL = {torch.float32: (1e-4, 1e-5), torch.float16: (2e-2, 1e-3), torch.bfloat16: (5e-2, 5e-3)}
 
 
 @pytest.mark.cuda
-@needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("normalize", [True, False])
 # Ragged tiles; few queries against many keys (key splits); K not a power of two; K > one 256-wide tile.
@@ -260,7 +259,6 @@ def test_cuda_matches_cross_entropy(dtype, normalize, n, m, dim):
 
 
 @pytest.mark.cuda
-@needs_cuda
 def test_cuda_detached_queue_and_compile():
     query, batch_keys, target = _inputs(128, 128, 128, device="cuda")
     queue = torch.randn(4096, 128, device="cuda")

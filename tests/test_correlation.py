@@ -9,14 +9,13 @@ import importlib
 
 import pytest
 import torch
+
 from zoo.kernels.correlation import correlation, temporal_correlation
 from zoo.kernels.reference import CORRELATION_EPS, correlation_reference, temporal_correlation_reference
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
-
 
 def brute_force(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, stride: int, normalize: bool):
-    """KERNELS.md's definition, one output element at a time (fp64)."""
+    """The definition of the zoo.kernels docstring, one output element at a time (fp64)."""
     r = max_displacement // stride
     n = 2 * r + 1
     size_b, channels, size_y, size_x = f1.shape
@@ -272,7 +271,6 @@ def assert_close_to_fp64(got: torch.Tensor, want: torch.Tensor, dtype: torch.dty
 
 
 @pytest.mark.cuda
-@requires_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("normalize", [True, False])
 @pytest.mark.parametrize("max_displacement,stride,shape", [(4, 2, (2, 64, 28, 28)), (3, 1, (3, 37, 13, 17)),
@@ -293,7 +291,6 @@ def test_cuda_matches_reference(dtype, normalize, max_displacement, stride, shap
 
 
 @pytest.mark.cuda
-@requires_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("normalize", [True, False])
 def test_cuda_temporal_matches_reference(dtype, normalize):
@@ -308,7 +305,6 @@ def test_cuda_temporal_matches_reference(dtype, normalize):
 
 
 @pytest.mark.cuda
-@requires_cuda
 def test_cuda_torch_compile_fullgraph():
     def loss(f1, f2):
         return correlation(f1, f2, 4, 2).square().mean()

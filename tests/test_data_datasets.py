@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from zoo.data import VideoSample, create_dataset, list_datasets, load_classes, video_collate, write_video
-from zoo.data.datasets import sample_frame_range
+from zoo.data.dataset import sample_frame_range
 from zoo.data.readers import VideoReadError
 
 FRAMES, HEIGHT, WIDTH, FPS = 12, 48, 64, 25
@@ -132,7 +132,7 @@ def test_kinetics_dataset(clip, tmp_path, caplog):
         "zumba,ccc,0,1,train,0\n"
         "zumba,ddd,5,15,train,0\n"  # not downloaded
     )
-    with caplog.at_level(logging.WARNING, logger="zoo.data.datasets"):
+    with caplog.at_level(logging.WARNING, logger="zoo.data.dataset"):
         ds = create_dataset("kinetics", root, **SMALL)
     assert "1 of 4 annotated videos" in caplog.text
     assert ds.classes == ["abseiling", "air drumming", "zumba"]

@@ -58,7 +58,7 @@ def test_bad_files_are_skipped_replaced_and_merged_across_two_workers(root):
 
 def test_each_bad_file_is_logged_once_and_reported_at_the_end_of_the_epoch(root, caplog):
     ds = create_dataset("folder", root, train=False, min_frames=3, **SMALL)
-    with caplog.at_level(logging.WARNING, logger="zoo.data.datasets"):
+    with caplog.at_level(logging.WARNING, logger="zoo.data.dataset"):
         for _ in range(2):
             items = [ds[i] for i in range(len(ds))]
         skipped = [r.message for r in caplog.records if "skipping" in r.message]

@@ -36,9 +36,9 @@ from zoo.flow import (
     transform_settings,
     tvl1_available,
 )
-from zoo.methods.mscl import MSCLObjective, flow_cache_from_cfg
-from zoo.train import load_recipe
-from zoo.train.engine import recipe_dataset
+from zoo.flow.cache import flow_cache_from_cfg
+from zoo.methods.mscl import MSCLObjective
+from zoo.train import load_recipe, recipe_dataset
 
 torch.set_num_threads(2)
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"

@@ -19,20 +19,14 @@ BACKBONES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The CI machine's cores are shared: one intra-op thread is several times faster than two here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one intra-op thread for this module (conftest.py)
 
 
 def _model(key: str, **adapter_cfg):
     kwargs, shape = BACKBONES[key]
     name = "timm2d" if key.startswith("timm2d") else key
     torch.manual_seed(0)
-    model = zoo.create_model(name, num_classes=5, adapter="hcml", adapter_cfg=adapter_cfg, **kwargs)
+    model = zoo.create_model("hcml", backbone=name, num_classes=5, hcml_cfg=adapter_cfg, backbone_args=kwargs)
     return model, torch.randn(shape)
 
 
@@ -199,7 +193,7 @@ def test_deploy_keeps_outputs_and_drops_side_branch(tmp_path):
 
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     fresh = zoo.create_model(
-        "r2d_18", num_classes=5, adapter="hcml", adapter_cfg=dict(side_branch=False), checkpoint_path=path
+        "hcml", backbone="r2d_18", num_classes=5, hcml_cfg=dict(side_branch=False), checkpoint_path=path
     ).eval()
     with torch.no_grad():
         torch.testing.assert_close(fresh(x), before, rtol=0, atol=0)

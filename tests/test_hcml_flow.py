@@ -22,13 +22,7 @@ from zoo.adapters import (
 )
 from zoo.methods.hcml import reconstruction_loss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one intra-op thread for this module (conftest.py)
 
 
 def _texture_clip(batch: int, frames: int, size: int, shift: tuple[int, int], generator: torch.Generator):

@@ -17,7 +17,8 @@ from safetensors.torch import load_file
 import zoo
 from zoo import _cards, _registry
 from zoo._cards import WeightsCard, load_weights_cards, shipped_cards_dir
-from zoo._hub import HubFileUnavailableError, export_checkpoint, push_folder, save_for_hub, split_hub_id
+from zoo._export import export_checkpoint, push_folder, save_for_hub
+from zoo._hub import HubFileUnavailableError, split_hub_id
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARCH = "r2d_18"
@@ -95,7 +96,7 @@ def place_in_cache(cache: Path, repo_id: str, files: dict[str, Path], commit: st
     snapshot = repo / "snapshots" / commit
     snapshot.mkdir(parents=True, exist_ok=True)
     for name, src in files.items():
-        blob = repo / "blobs" / zoo._builder.sha256_file(src)
+        blob = repo / "blobs" / zoo._helpers.sha256_file(src)
         blob.write_bytes(Path(src).read_bytes())
         os.symlink(os.path.relpath(blob, snapshot), snapshot / name)
     (repo / "refs" / "main").write_text(commit)
@@ -291,9 +292,9 @@ def test_export_checkpoint_contract(model, reference, clip, tmp_path):
         export_checkpoint(path, tmp_path / "out2")
 
 
-@pytest.mark.parametrize("name, args", [("hcml_r2d_18", {}), ("r2d_18", {"adapter": "hcml"})])
+@pytest.mark.parametrize("name, args", [("hcml_r2d_18", {}), ("hcml", {"backbone": "r2d_18"})])
 def test_export_deploys_hcml_and_records_its_config(name, args, tmp_path, hf_home, cleanup_cards):
-    """The side branch is not exported; model_args rebuild the deployed model (hcml_cfg or adapter_cfg),
+    """The side branch is not exported; model_args rebuild the deployed model (hcml_cfg, and the backbone),
     from the folder and by the name of a card that carries them."""
     torch.manual_seed(0)
     model = zoo.create_model(name, num_classes=NUM_CLASSES, **args).eval()
@@ -317,7 +318,7 @@ def test_export_deploys_hcml_and_records_its_config(name, args, tmp_path, hf_hom
     state = load_file(str(result.folder / "model.safetensors"))
     assert not any(k.startswith("hcml.") for k in state) and any(".motion." in k for k in state)
     model_args = json.loads((result.folder / "config.json").read_text())["model_args"]
-    hcml_cfg = model_args["hcml_cfg"] if name.startswith("hcml_") else model_args["adapter_cfg"]
+    hcml_cfg = model_args["hcml_cfg"]
     assert hcml_cfg["side_branch"] is False and hcml_cfg["levels"] == [1, 2, 3]
     assert "num_classes" not in model_args
 

@@ -26,13 +26,7 @@ def _clip_shape(model: nn.Module) -> tuple[int, int, int, int, int]:
     return (BATCH, model.in_chans, frames, size, size)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU, OpenMP barriers make 2 threads 10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one intra-op thread for this module (conftest.py)
 
 
 @pytest.fixture(autouse=True)
@@ -102,11 +96,11 @@ def test_model_contract(name):
 
         feats = model.forward_features(x)
         assert feats.ndim == 5 and feats.shape[:2] == (BATCH, model.num_features)
-        assert model.forward_head(feats, pre_logits=True).shape == (BATCH, model.num_features)
+        assert model.forward_head(feats, pre_logits=True).shape == (BATCH, model.head_hidden_size)
         assert model.forward_head(feats).shape == (BATCH, NUM_CLASSES)
 
         model.reset_classifier(0)
-        assert model.forward_head(feats).shape == (BATCH, model.num_features) and model.num_classes == 0
+        assert model.forward_head(feats).shape == (BATCH, model.head_hidden_size) and model.num_classes == 0
         assert isinstance(model.get_classifier(), nn.Identity)
         model.reset_classifier(5, global_pool="max")
         assert model.forward_head(feats).shape == (BATCH, 5)

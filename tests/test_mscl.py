@@ -13,15 +13,8 @@ from zoo.data import create_dataset, video_collate
 from zoo.flow import FlowRecord, rotate_flow
 from zoo.flow.motion import mds_clip_scores, mds_keep
 from zoo.methods import create_objective, list_objectives
-from zoo.methods.mscl import (
-    FRA_ANGLES,
-    MDSSampler,
-    MomentumQueue,
-    cosine_momentum,
-    fra_angles,
-    momentum_update,
-    normalize_flow,
-)
+from zoo.methods.moco import MomentumQueue, cosine_momentum, momentum_update
+from zoo.methods.mscl import FRA_ANGLES, MDSSampler, fra_angles, normalize_flow
 from zoo.train import Trainer, load_recipe, load_training_checkpoint
 
 torch.set_num_threads(2)

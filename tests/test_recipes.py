@@ -133,10 +133,10 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     """Stand-ins for the Kinetics checkpoints the fine-tuning recipes start from (400 classes)."""
     base = tmp_path_factory.mktemp("checkpoints")
     out = {}
-    for name, kwargs in (("hcml_r2d_50", {}), ("s3d", {"adapter": "hcml"})):
+    for key, name, kwargs in (("hcml_r2d_50", "hcml_r2d_50", {}), ("s3d", "hcml", {"backbone": "s3d"})):
         model = zoo.create_model(name, num_classes=400, **kwargs)
-        out[name] = base / f"{name}.safetensors"
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out[name]))
+        out[key] = base / f"{key}.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out[key]))
     return out
 
 
@@ -172,7 +172,7 @@ def test_paper_hyperparameters():
     assert (ucf.stages[0].epochs, ucf.optim.lr, ucf.optim.base_batch_size) == (30, 0.002, 32)
     ssl = load_recipe(RECIPES / "k400_s3d_hcml_ssl.yaml")
     assert [s.objective_cfg["stage"] for s in ssl.stages] == ["level1", "level2", "level3"]
-    assert (ssl.model.name, ssl.model.adapter) == ("s3d", "hcml")
+    assert (ssl.model.name, ssl.model.kwargs["backbone"]) == ("hcml", "s3d")
 
 
 def test_unknown_key_names_key_and_file(tmp_path):
@@ -207,7 +207,7 @@ def test_inheritance_and_overrides(tmp_path):
 def _overrides(recipe, root: Path, out: Path, steps: int) -> list[str]:
     """Shrink a recipe to a tiny run: one clip of 8 frames per step, ``steps`` steps per stage, 32x32
     pixels (64x64 for S3D, whose pooling needs them), at most 3 test views."""
-    size = 64 if recipe.model.name == "s3d" else 32
+    size = 64 if recipe.model.kwargs.get("backbone", recipe.model.name) == "s3d" else 32
     changes = [
         f"output_dir={out}", "progress=false", "max_epochs=1", f"max_steps_per_epoch={steps}", f"data.root={root}",
         "data.num_frames=8", "data.frame_stride=1", "data.batch_size=1", "data.num_workers=0",
@@ -216,8 +216,8 @@ def _overrides(recipe, root: Path, out: Path, steps: int) -> list[str]:
     ]
     # At T=8 the third HCML level has 2 time steps and, at 32 pixels, a 2x2 map: predict one step
     # ahead, and correlate over one pixel.
-    hcml = "model.kwargs.hcml_cfg" if recipe.model.name.startswith("hcml_") else "model.adapter_cfg"
-    if recipe.model.name.startswith("hcml_") or recipe.model.adapter == "hcml":
+    hcml = "model.kwargs.hcml_cfg"
+    if recipe.model.name.startswith("hcml"):
         changes += [f"{hcml}.deltas=[1]", f"{hcml}.max_displacement={{3: 1}}"]
     return changes
 
@@ -271,7 +271,7 @@ def test_recipe_trains_two_steps(name, kind, datasets, checkpoints, tmp_path):
     if name != "k400_r2d50_hcml.yaml":  # one recipe tests three-crop views; the others save the time
         overrides.append("eval.n_crops=1")
     if recipe.model.checkpoint:
-        overrides.append(f"model.checkpoint={checkpoints[recipe.model.name]}")
+        overrides.append(f"model.checkpoint={checkpoints[recipe.model.kwargs.get('backbone', recipe.model.name)]}")
     overrides += _flow_overrides(recipe, tmp_path / "flow")
     recipe = load_recipe(RECIPES / name, overrides)
     result = Trainer(recipe).run()

@@ -4,7 +4,8 @@ import torch
 from safetensors.torch import save_file
 
 import zoo
-from zoo._builder import adapt_input_conv, load_state_dict_file
+from zoo._builder import adapt_input_conv
+from zoo._helpers import load_state_dict_file
 from zoo._pretrained import PretrainedCfg
 from zoo._registry import get_arch_pretrained_cfgs, register_pretrained_cfg, split_model_name_tag
 from zoo.cli import main as cli_main

@@ -24,7 +24,7 @@ from zoo.train import (
     save_checkpoint,
     set_rng_state,
 )
-from zoo.train.engine import ResumableSampler, _SeededItems
+from zoo.train.loaders import ResumableSampler, SeededItems
 
 TINY_DATA = {
     "kind": "moving_digits",
@@ -100,7 +100,7 @@ def test_sampler_resumes_mid_epoch_and_shards_ranks():
 
 
 def test_seeded_items_do_not_depend_on_or_touch_the_global_rng():
-    items = _SeededItems(_Range(4))
+    items = SeededItems(_Range(4))
     torch.manual_seed(0)
     first = items[(2, 123)]["noise"]
     after = torch.rand(1)
@@ -180,7 +180,7 @@ def test_resume_after_sigterm_gives_the_same_parameters(tmp_path):
     assert matrix.shape == (4, 4) and matrix.sum() == saved["videos"]
     assert matrix.diagonal().sum() / saved["videos"] * 100 == pytest.approx(saved["top1"])
     # The checkpoint fits zoo export's contract and rebuilds the model.
-    from zoo._hub import CHECKPOINT_KEYS
+    from zoo._checkpoint import CHECKPOINT_KEYS
     from zoo.train import build_model_from_checkpoint
 
     assert set(CHECKPOINT_KEYS) <= set(b)

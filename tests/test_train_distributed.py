@@ -57,7 +57,7 @@ SCRIPT = textwrap.dedent(
     hcml_reference, _ = contrastive_motion_loss(predictor, upper_all, lower_all, num_samples=4, global_keys=False)
 
     # MoCo's shuffled BN: both ranks' rows dealt out by one permutation (rank 0's), then put back.
-    from zoo.train.distributed import shuffle_batch, unshuffle_batch
+    from zoo.utils.distributed import shuffle_batch, unshuffle_batch
 
     rows = torch.arange(8.0).view(4, 2) + 8 * rank
     torch.manual_seed(10 + rank)  # the ranks' generators differ; rank 0's permutation is used

@@ -5,18 +5,11 @@
 """
 from . import models  # noqa: F401  (registers the model families)
 from ._builder import load_checkpoint
-from ._cards import WeightsCard, get_weights_card, load_weights_cards, register_weights_card
+from ._cards import WeightsCard, get_weights_card, list_pretrained, load_weights_cards, register_weights_card
+from ._export import push_to_hub, save_for_hub
 from ._factory import create_model
-from ._hub import push_to_hub, save_for_hub
 from ._pretrained import PretrainedCfg
-from ._registry import (
-    get_pretrained_cfg,
-    is_model,
-    list_models,
-    list_modules,
-    list_pretrained,
-    register_model,
-)
+from ._registry import get_pretrained_cfg, is_model, list_models, list_modules, register_model
 
 __version__ = "0.1.0"
 

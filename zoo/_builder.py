@@ -5,7 +5,6 @@ own builder; it follows timm's flow (resolve cfg -> instantiate -> load weights 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -15,90 +14,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._features import FeatureListNet
+from ._helpers import load_state_dict_file
+from ._hub import download_cfg_weights, download_url_weights
 from ._pretrained import PretrainedCfg
+from ._registry import get_arch_pretrained_cfgs, get_pretrained_cfg, split_model_name_tag
 
 _logger = logging.getLogger(__name__)
 
 __all__ = [
     "build_model_with_cfg",
     "load_pretrained",
-    "load_state_dict_file",
     "load_checkpoint",
     "adapt_input_conv",
-    "sha256_file",
-    "FeatureInfo",
-    "FeatureListNet",
 ]
 
 FilterFn = Callable[[dict[str, torch.Tensor], nn.Module], dict[str, torch.Tensor]]
-
-
-class FeatureInfo(list):
-    """Per-level feature metadata: a list of dicts with ``num_chs``, ``reduction``,
-    ``temporal_reduction`` and ``module`` (the attribute path of the module that produces it)."""
-
-    def _get(self, key: str, idx: int | None = None) -> Any:
-        return [info[key] for info in self] if idx is None else self[idx][key]
-
-    def channels(self, idx: int | None = None) -> Any:
-        return self._get("num_chs", idx)
-
-    def reduction(self, idx: int | None = None) -> Any:
-        return self._get("reduction", idx)
-
-    def temporal_reduction(self, idx: int | None = None) -> Any:
-        return self._get("temporal_reduction", idx)
-
-    def module_name(self, idx: int | None = None) -> Any:
-        return self._get("module", idx)
-
-
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(chunk_bytes), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "module"):
-            if key in obj and isinstance(obj[key], dict):
-                return _unwrap_state_dict(obj[key])
-        return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items() if torch.is_tensor(v)}
-    raise ValueError(f"expected a state dict (a dict of tensors), got {type(obj).__name__}")
-
-
-def load_state_dict_file(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
-    """Read weights from ``path``: safetensors, or a torch file with ``weights_only=True``.
-
-    Training checkpoints (``{'model': ..., 'optimizer': ...}``) are unwrapped to the model's
-    state dict. With ``expected_sha256`` the file's digest is checked first and a mismatch raises.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    if expected_sha256:
-        actual = sha256_file(path)
-        if actual.lower() != expected_sha256.lower():
-            raise ValueError(
-                f"sha256 mismatch for {path}: expected {expected_sha256}, got {actual}. "
-                "The file is corrupt or was replaced; it was not loaded."
-            )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle with non-tensor objects is refused, not executed
-        raise ValueError(
-            f"{path} could not be loaded with torch.load(weights_only=True): {e}. "
-            "Only safetensors and plain tensor state dicts are accepted."
-        ) from e
-    return _unwrap_state_dict(obj)
 
 
 def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
@@ -149,13 +80,13 @@ def load_pretrained(
         elif pretrained_cfg.file:
             state_dict = load_state_dict_file(pretrained_cfg.file, pretrained_cfg.sha256)
         elif pretrained_cfg.hf_hub_id:
-            from ._hub import download_cfg_weights
-
             state_dict = load_state_dict_file(*download_cfg_weights(pretrained_cfg))
+        elif pretrained_cfg.url:
+            state_dict = download_url_weights(pretrained_cfg)
         else:
             raise ValueError(
                 f"no weights for {pretrained_cfg.architecture}{'.' + pretrained_cfg.tag if pretrained_cfg.tag else ''}:"
-                " its pretrained cfg names no file, state_dict or hf_hub_id"
+                " its pretrained cfg names no file, state_dict, hf_hub_id or url"
             )
     if filter_fn is not None:
         state_dict = filter_fn(state_dict, model)
@@ -185,35 +116,6 @@ def load_checkpoint(model: nn.Module, checkpoint_path: str | Path, strict: bool 
     model.load_state_dict(state_dict, strict=strict)
 
 
-class FeatureListNet(nn.Module):
-    """``features_only`` wrapper: returns the list of ``(B, C, T, H, W)`` maps at ``out_indices``.
-
-    The wrapped model must implement ``forward_intermediates(x, indices)``; its classifier is
-    removed. ``feature_info`` lists the selected levels only.
-    """
-
-    def __init__(self, model: nn.Module, out_indices: tuple[int, ...] | None = None):
-        super().__init__()
-        n = len(model.feature_info)
-        out_indices = tuple(range(n)) if out_indices is None else tuple(out_indices)
-        if any(not -n <= i < n for i in out_indices):
-            raise ValueError(f"out_indices {out_indices} out of range for {n} feature levels (0..{n - 1})")
-        out_indices = tuple(i % n for i in out_indices)
-        model.reset_classifier(0, global_pool="")
-        if hasattr(model, "prune_intermediate_layers"):
-            model.prune_intermediate_layers(max(out_indices))
-        self.model = model
-        self.out_indices = out_indices
-        self.feature_info = FeatureInfo(model.feature_info[i] for i in out_indices)
-        self.pretrained_cfg = getattr(model, "pretrained_cfg", None)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.model.forward_intermediates(x, indices=self.out_indices)
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.model.set_grad_checkpointing(enable)
-
-
 def build_model_with_cfg(
     model_cls: Callable[..., nn.Module],
     variant: str,
@@ -232,8 +134,6 @@ def build_model_with_cfg(
     ``pretrained_cfg_overlay`` turns on loading from that file. The resolved cfg is attached as
     ``model.pretrained_cfg``.
     """
-    from ._registry import get_pretrained_cfg
-
     if pretrained_cfg is None:
         pretrained_cfg = get_pretrained_cfg(variant, prefer_weights=pretrained)
     cfg = pretrained_cfg.merged(pretrained_cfg_overlay)
@@ -274,7 +174,5 @@ def build_model_with_cfg(
 
 
 def _weighted_tags(variant: str) -> list[str]:
-    from ._registry import get_arch_pretrained_cfgs, split_model_name_tag
-
     arch, _ = split_model_name_tag(variant)
     return [t for t, c in get_arch_pretrained_cfgs(arch).items() if t and c.has_weights]

@@ -8,10 +8,10 @@ under which evaluation protocol. ``import zoo`` registers every card shipped in 
 
 A card, with every key (the optional ones are marked)::
 
-    name: r2d_50.k400_hcml              # arch.tag: the name create_model takes
-    architecture: r2d_50                # the registered entrypoint; the arch part of name
-    model_args: {adapter: hcml, adapter_cfg: {levels: [1, 2, 3]}}   # create_model arguments
-    hf_hub_id: motion-zoo/r2d_50.k400_hcml
+    name: hcml.k400_r2d_50              # arch.tag: the name create_model takes
+    architecture: hcml                  # the registered entrypoint; the arch part of name
+    model_args: {backbone: r2d_50, hcml_cfg: {levels: [1, 2, 3]}}   # create_model arguments
+    hf_hub_id: motion-zoo/hcml.k400_r2d_50
     hf_hub_filename: model.safetensors  # safetensors only
     hf_hub_revision: main               # optional: branch, tag or commit
     sha256: 64 hex digits of the file
@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from typing import Any
 import yaml
 
 from ._pretrained import PretrainedCfg
-from ._registry import get_arch_pretrained_cfgs, register_pretrained_cfg, split_model_name_tag
+from ._registry import get_arch_pretrained_cfgs, list_models, register_pretrained_cfg, split_model_name_tag
 
 __all__ = [
     "WeightsCard",
@@ -57,6 +58,8 @@ __all__ = [
     "list_weights_cards",
     "weights_card_model_args",
     "shipped_cards_dir",
+    "list_pretrained",
+    "list_pretrained",
 ]
 
 STATUSES = ("published", "trained, not yet published")
@@ -433,3 +436,15 @@ def weights_card_model_args(cfg: PretrainedCfg) -> dict[str, Any]:
     if _card_cfgs.get(name) is not cfg:
         return {}
     return dict(_cards[name].model_args)
+
+
+def list_pretrained(filter: str | Iterable[str] = "", exclude_filters: str | Iterable[str] = "") -> list[str]:
+    """The zoo's checkpoints: ``arch.tag`` names that have a weights card (``weights_cards/*.yaml``, or one
+    registered with :func:`register_weights_card`).
+
+    Other tags with a source of weights, such as timm's ImageNet initialisations (``r2d_50.timm_in1k``,
+    inflated on load), are not checkpoints of ours and have no card: ``list_models(pretrained=True)``
+    lists them all.
+    """
+    carded = set(list_weights_cards())
+    return [n for n in list_models(filter, pretrained=True, exclude_filters=exclude_filters) if n in carded]

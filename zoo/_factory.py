@@ -6,7 +6,9 @@ from typing import Any
 
 from torch import nn
 
-from ._builder import load_checkpoint, load_pretrained
+from ._builder import load_checkpoint
+from ._cards import weights_card_model_args
+from ._hub import load_model_config
 from ._registry import get_pretrained_cfg, model_entrypoint, split_model_name_tag
 
 __all__ = ["create_model", "parse_model_name"]
@@ -33,8 +35,6 @@ def create_model(
     out_indices: tuple[int, ...] | None = None,
     pretrained_cfg_overlay: dict[str, Any] | None = None,
     checkpoint_path: str | Path | None = None,
-    adapter: str | None = None,
-    adapter_cfg: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Create a registered video model.
@@ -51,19 +51,15 @@ def create_model(
         pretrained_cfg_overlay: fields to override in the pretrained cfg, e.g.
             ``dict(file='resnet50.safetensors')`` to load a local file.
         checkpoint_path: a local checkpoint (safetensors, or torch with ``weights_only=True``)
-            loaded after the model is built (adapters included).
-        adapter: ``'hcml'`` fits HCML motion adapters (see ``zoo.adapters.attach_hcml``) after
-            the backbone's weights are loaded; they start as identities.
-        adapter_cfg: keyword arguments of the adapter.
-        **kwargs: model arguments (e.g. ``drop_rate``, ``backbone`` for ``timm2d``).
+            loaded after the model is built.
+        **kwargs: model arguments (e.g. ``drop_rate``; ``backbone`` for ``timm2d`` and ``hcml``,
+            ``hcml_cfg`` for ``hcml`` and the ``hcml_*`` shortcuts).
 
     Returns:
         The model, in train mode, with ``pretrained_cfg`` attached.
     """
     source, name = parse_model_name(model_name)
     if source is not None:
-        from ._hub import load_model_config
-
         arch, cfg, model_args = load_model_config(source, name)
         if cfg.file is None and cfg.hf_hub_id is None:
             raise ValueError(f"{model_name}: no weights file found")
@@ -71,55 +67,34 @@ def create_model(
         pretrained_cfg = cfg.merged(pretrained_cfg_overlay)
         overlay = None
     else:
-        from ._cards import weights_card_model_args
-
         arch, _ = split_model_name_tag(name)
         pretrained_cfg = get_pretrained_cfg(name, prefer_weights=pretrained)
         overlay = pretrained_cfg_overlay
         model_args = weights_card_model_args(pretrained_cfg)
 
-    # The weights' own arguments (config.json's or a weights card's) first; explicit ones win. Weights
-    # with an adapter are those of the deployed adapted model: they load after the adapter is attached.
-    weights_adapter, weights_adapter_cfg = model_args.pop("adapter", None), model_args.pop("adapter_cfg", None)
+    # The weights' own arguments (config.json's or a weights card's) first; explicit ones win.
     kwargs = {**model_args, **kwargs}
-    if weights_adapter is not None:
-        if adapter not in (None, weights_adapter):
-            raise ValueError(f"{model_name} has weights with a {weights_adapter!r} adapter, not {adapter!r}")
-        adapter, adapter_cfg = weights_adapter, {**(weights_adapter_cfg or {}), **(adapter_cfg or {})}
-    adapter_in_weights = pretrained and weights_adapter is not None
-    if adapter_in_weights:
-        pretrained_cfg, overlay = pretrained_cfg.merged(overlay), None
-
+    if "adapter" in kwargs or "adapter_cfg" in kwargs:
+        raise ValueError(
+            "create_model takes no adapter= any more: build an adapted model with "
+            "create_model('hcml', backbone=NAME, hcml_cfg={...}) (or a hcml_* shortcut such as 'hcml_r2d_50')"
+        )
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if in_chans is not None:
         kwargs["in_chans"] = in_chans
     create_fn = model_entrypoint(arch)
     model = create_fn(
-        pretrained=pretrained and not adapter_in_weights,
+        pretrained=pretrained,
         pretrained_cfg=pretrained_cfg,
         pretrained_cfg_overlay=overlay,
-        features_only=features_only and adapter is None,
+        features_only=features_only,
         out_indices=out_indices,
         **kwargs,
     )
     # What rebuilds this architecture with create_model(arch, num_classes=..., **model.model_args):
-    # the Hub export's default model_args (timm2d's backbone, drop_rate, in_chans, ...).
+    # the Hub export's default model_args (timm2d's and hcml's backbone, hcml_cfg, drop_rate, in_chans, ...).
     model.model_args = {k: v for k, v in kwargs.items() if k != "num_classes"}
-    if adapter is not None:
-        # The backbone's weights are loaded first; adapters start as identities (zero-initialised g).
-        from .adapters import attach_adapter
-
-        backbone_cfg = model.pretrained_cfg
-        model = attach_adapter(model, adapter, **(adapter_cfg or {}))
-        if adapter_in_weights:
-            if hasattr(model, "deploy"):
-                model.deploy()
-            load_pretrained(model, backbone_cfg, num_classes=model.num_classes, in_chans=backbone_cfg.input_size[0])
-        if features_only:
-            from ._builder import FeatureListNet
-
-            model = FeatureListNet(model, out_indices)
     if checkpoint_path is not None:
         load_checkpoint(model, checkpoint_path)
     return model

@@ -23,16 +23,26 @@ class PretrainedCfg:
         hf_hub_id: ``org/repo`` on the Hugging Face Hub; ``hf_hub_filename`` the file in it;
             ``hf_hub_revision`` a branch, tag or commit.
         sha256: hex digest the weights file must have; checked before loading.
+        url: an external weights file (torchvision's or pytorchvideo's), downloaded once into
+            torch.hub's cache, ``$TORCH_HOME/hub/checkpoints/<the URL's file name>``.
+        hash_prefix: the leading hex digits of the URL file's sha256 that its source publishes
+            (torchvision's file names carry them); checked on download and before loading.
         input_size: ``(C, T, H, W)`` of one clip at the model's default resolution.
         frame_stride: frames skipped between sampled frames (1 = consecutive frames).
         mean, std: per-channel normalisation of ``[0, 1]`` pixel values.
         crop_pct: centre-crop fraction used at test time (resize short side to H / crop_pct).
+        resize_size: eval resize before the centre crop: an int resizes the short side, a pair
+            ``(H, W)`` resizes to exactly that size; ``None`` resizes the short side to
+            ``H / crop_pct``.
+        min_size, min_frames: the smallest ``H, W`` and ``T`` the weights accept (None: no bound).
         num_classes: classes of the classifier the weights were trained with.
         label_names: class names, index-aligned with the classifier.
         classifier: module path of the classifier (dropped when num_classes differs).
         first_conv: module path of the first conv (adapted when in_chans differs).
         license, paper, recipe, dataset: provenance. ``metrics`` maps metric names to values,
-            e.g. ``{'top1': 74.8, 'views': '10x3'}``.
+            e.g. ``{'top1': 74.8, 'top5': 91.6, 'views': '10x3', 'clip_len': 16, 'frame_rate': 15}``
+            (as the source states them). ``num_params`` and ``gflops``: the source's stated size
+            and cost per view.
     """
 
     architecture: str | None = None
@@ -43,12 +53,17 @@ class PretrainedCfg:
     hf_hub_filename: str = "model.safetensors"
     hf_hub_revision: str | None = None
     sha256: str | None = None
+    url: str | None = None
+    hash_prefix: str | None = None
     input_size: tuple[int, int, int, int] = (3, 16, 224, 224)
     frame_stride: int = 2
     mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN
     std: tuple[float, ...] = IMAGENET_DEFAULT_STD
     crop_pct: float = 0.875
     interpolation: str = "bilinear"
+    resize_size: int | tuple[int, int] | None = None
+    min_size: int | None = None
+    min_frames: int | None = None
     num_classes: int = 400
     label_names: tuple[str, ...] | None = None
     classifier: str | None = "fc"
@@ -58,12 +73,14 @@ class PretrainedCfg:
     recipe: str | None = None
     dataset: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    num_params: int | None = None
+    gflops: float | None = None
     notes: str | None = None
 
     @property
     def has_weights(self) -> bool:
         """True when the cfg names a source of weights."""
-        return bool(self.file or self.state_dict is not None or self.hf_hub_id)
+        return bool(self.file or self.state_dict is not None or self.hf_hub_id or self.url)
 
     def to_dict(self, remove_source: bool = False) -> dict[str, Any]:
         """A plain dict (tuples as lists where JSON needs it); drops the state dict."""
@@ -85,6 +102,8 @@ class PretrainedCfg:
         for key in ("input_size", "mean", "std", "label_names"):
             if values.get(key) is not None:
                 values[key] = tuple(values[key])
+        if isinstance(values.get("resize_size"), list):
+            values["resize_size"] = tuple(values["resize_size"])
         return replace(self, **values)
 
 

@@ -20,7 +20,6 @@ __all__ = [
     "register_model",
     "register_pretrained_cfg",
     "list_models",
-    "list_pretrained",
     "list_modules",
     "is_model",
     "model_entrypoint",
@@ -116,20 +115,6 @@ def list_models(
     for f in _as_list(exclude_filters):
         names = {n for n in names if not fnmatch.fnmatch(n, f)}
     return sorted(names, key=_natural_key)
-
-
-def list_pretrained(filter: str | Iterable[str] = "", exclude_filters: str | Iterable[str] = "") -> list[str]:
-    """The zoo's checkpoints: ``arch.tag`` names that have a weights card (``weights_cards/*.yaml``, or one
-    registered with ``zoo._cards.register_weights_card``).
-
-    Other tags with a source of weights, such as timm's ImageNet initialisations (``r2d_50.timm_in1k``,
-    inflated on load), are not checkpoints of ours and have no card: ``list_models(pretrained=True)``
-    lists them all.
-    """
-    from ._cards import list_weights_cards
-
-    carded = set(list_weights_cards())
-    return [n for n in list_models(filter, pretrained=True, exclude_filters=exclude_filters) if n in carded]
 
 
 def list_modules() -> list[str]:

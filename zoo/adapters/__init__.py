@@ -1,7 +1,8 @@
 """Adapters fitted into a built backbone: HCML's prime motion blocks and their side branch.
 
-``attach_adapter(model, 'hcml', **cfg)`` is what ``create_model(name, adapter='hcml',
-adapter_cfg=cfg)`` calls; ``attach_hcml`` and ``deploy`` are the HCML functions themselves.
+``attach_hcml(model, **cfg)`` fits HCML adapters into a built backbone, ``deploy`` drops their
+side branch; ``create_model('hcml', backbone=NAME, hcml_cfg=cfg)`` (:mod:`zoo.models.hcml`) is how
+users build such a model. ``attach_adapter(model, 'hcml', **cfg)`` looks an adapter up by name.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import nn
 from .flow import FlowHead, backward_warp, charbonnier, photometric_loss, smoothness_loss, upsample_flow
 from .hcml import (
     HCMLConfig,
+    HCMLModel,
     HCMLStage,
     MotionPredictor,
     PrimeMotionBlock,
@@ -35,6 +37,7 @@ __all__ = [
     "render_flow",
     "render_flow_levels",
     "HCMLConfig",
+    "HCMLModel",
     "HCMLStage",
     "PrimeMotionBlock",
     "MotionPredictor",
@@ -53,7 +56,7 @@ _ADAPTERS: dict[str, Callable[..., nn.Module]] = {"hcml": attach_hcml}
 
 
 def list_adapters() -> list[str]:
-    """Names accepted by :func:`attach_adapter` (and ``create_model(..., adapter=name)``)."""
+    """Names accepted by :func:`attach_adapter`."""
     return sorted(_ADAPTERS)
 
 

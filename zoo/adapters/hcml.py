@@ -1,6 +1,7 @@
 """HCML motion adapters: prime motion blocks fused into a backbone, and their self-supervised side branch.
 
-Hierarchical contrastive motion learning (Yang et al., BMVC 2021; ``papers/hcml_paper.txt``). At each
+Hierarchical contrastive motion learning (Yang et al., "Hierarchical Contrastive Motion Learning for Video Action
+Recognition", BMVC 2021, arXiv 2007.10321). At each
 chosen level ``l`` a backbone stage's output ``F^l`` gets a prime motion block (PMB, paper 3.1) and is
 replaced by ``Z^l = F^l + g^l(P^l)`` (3.2):
 
@@ -34,7 +35,6 @@ Choices the paper leaves open are config fields of :class:`HCMLConfig` with defa
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +53,9 @@ __all__ = [
     "MotionPredictor",
     "attach_hcml",
     "deploy",
+    "HCMLModel",
+    "hcml_model_class",
+    "flow_head_levels",
     "hcml_stages",
     "level_feature_index",
     "capture_motion",
@@ -392,7 +395,7 @@ def capture_motion(model: nn.Module, stop_after_level: int | None = None) -> Ite
             stage._stop_here = False
 
 
-def _flow_head_levels(model: nn.Module) -> list[int]:
+def flow_head_levels(model: nn.Module) -> list[int]:
     """The levels whose flow head the model's side branch has, lowest first (none: deployed, or no flow_levels)."""
     side = model._modules.get("hcml")
     return sorted(int(level) for level in side["flow"]) if side is not None else []
@@ -414,7 +417,7 @@ def estimate_flows(
         ``{level: float (B, 2, T_l, h_l, w_l)}``: for each time step t of the level, the flow from t
         to t+1 in pixels of the level's map (u right, v down).
     """
-    heads = _flow_head_levels(model)
+    heads = flow_head_levels(model)
     levels = heads if levels is None else sorted(levels)
     if not levels or any(level not in heads for level in levels):
         raise ValueError(f"estimate_flows: flow heads at levels {heads} (none: a deployed model or no flow_levels); "
@@ -448,7 +451,8 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
     replaced by an :class:`HCMLStage`; its parameters move under ``<stage>.stage.``, the PMB's are
     ``<stage>.motion.``, ``g``'s ``<stage>.fuse.``. The side branch is ``model.hcml`` (flow heads
     under ``hcml.flow.<level>``, predictors under ``hcml.predict.<level>``). Also set:
-    ``model.hcml_cfg`` (:class:`HCMLConfig`), ``model.deploy()`` (see :func:`deploy`),
+    ``model.hcml_cfg`` (:class:`HCMLConfig`); the model's class becomes an :class:`HCMLModel` subclass of
+    its own class, so that ``model.deploy()`` is a method (see :func:`deploy`); also
     ``model.min_frames`` (at least 2 time steps at every level) and ``model.min_size`` (frames large
     enough for every level's displacement window, rounded up to a multiple of the network's
     deepest reduction). With ``zero_init_fuse`` (the default) every ``g`` starts at zero, so the model
@@ -498,8 +502,32 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
     model.min_frames = max(getattr(model, "min_frames", 1), 2 * max(temporal_reductions))
     deepest = model.feature_info[-1]["reduction"]
     model.min_size = max(getattr(model, "min_size", 1), -(-max(min_sizes) // deepest) * deepest)
-    model.deploy = functools.partial(deploy, model)  # a partial (not a bound method) pickles with the model
+    model.__class__ = hcml_model_class(type(model))
     return model
+
+
+class HCMLModel:
+    """What a model with HCML adapters adds to its own class (:func:`attach_hcml` swaps the class for a
+    subclass of both): :meth:`deploy` as a method."""
+
+    def deploy(self) -> nn.Module:
+        """Drop the side branch in place (see :func:`deploy`) and return the model."""
+        return deploy(self)
+
+
+_HCML_CLASSES: dict[type, type] = {}
+
+
+def hcml_model_class(cls: type) -> type:
+    """``HCML<cls.__name__>``, the subclass of :class:`HCMLModel` and ``cls`` that :func:`attach_hcml`
+    gives a model of class ``cls`` (one per class; a module attribute here, so that it pickles)."""
+    if issubclass(cls, HCMLModel):
+        return cls
+    if cls not in _HCML_CLASSES:
+        name = f"HCML{cls.__name__}"
+        _HCML_CLASSES[cls] = type(name, (HCMLModel, cls), {"__module__": __name__, "__qualname__": name})
+        globals()[name] = _HCML_CLASSES[cls]
+    return _HCML_CLASSES[cls]
 
 
 def deploy(model: nn.Module) -> nn.Module:

@@ -10,7 +10,7 @@ from torch import nn
 from torchvision.utils import flow_to_image, make_grid
 
 from .flow import upsample_flow
-from .hcml import _flow_head_levels, estimate_flows, hcml_stages
+from .hcml import estimate_flows, flow_head_levels, hcml_stages
 
 __all__ = ["frames_to_uint8", "render_flow", "render_flow_levels"]
 
@@ -31,7 +31,7 @@ def frames_to_uint8(frames: torch.Tensor, mean: Sequence[float] | None = None,
 
 def _flow_heads(model: nn.Module, caller: str) -> list[int]:
     """The levels with a flow head, lowest first; a ValueError naming ``caller`` when there is none."""
-    levels = _flow_head_levels(model)
+    levels = flow_head_levels(model)
     if not levels:
         raise ValueError(f"{caller} needs an HCML model with flow heads (its side branch; not a deployed model)")
     return levels

@@ -7,19 +7,14 @@
 from . import collate, readers, sampling, transforms
 from ._home import zoo_home
 from .collate import average_views, video_collate
-from .datasets import (
-    Annotations,
-    VideoDataset,
-    VideoSample,
-    create_dataset,
-    list_datasets,
-    load_classes,
-    register_dataset,
-)
+from .config import resolve_data_config
+from .dataset import Annotations, VideoDataset, VideoSample, load_classes
+from .defaults import KindDefaults, kind_defaults
+from .factory import create_dataset, list_datasets, register_dataset
 from .moving_digits import MOVING_DIGITS_CLASSES, MovingDigitsConfig, generate_moving_digits
 from .readers import VideoReadError, list_readers, open_video, write_video
 from .sampling import ClipSampler
-from .transforms import create_video_transform
+from .transforms import create_transform, create_video_transform
 
 __all__ = [
     "collate",
@@ -34,10 +29,14 @@ __all__ = [
     "VideoDataset",
     "VideoSample",
     "Annotations",
+    "KindDefaults",
+    "kind_defaults",
     "video_collate",
     "average_views",
     "ClipSampler",
     "create_video_transform",
+    "create_transform",
+    "resolve_data_config",
     "open_video",
     "list_readers",
     "write_video",

@@ -19,7 +19,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .datasets import VideoSample, create_dataset, list_datasets, sample_frame_range
+from .dataset import VideoSample, sample_frame_range
+from .factory import create_dataset, list_datasets
 from .readers import VideoReader, VideoReadError, list_readers, read_with_fallback
 
 __all__ = ["check_dataset", "add_subparser", "run_check"]

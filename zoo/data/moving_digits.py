@@ -45,7 +45,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ._home import zoo_home
-from .datasets import Annotations, csv_annotations, load_classes, register_dataset
+from .dataset import Annotations, load_classes
+from .factory import register_dataset
+from .layouts import csv_annotations
 from .readers import write_video
 
 __all__ = [

@@ -16,6 +16,7 @@ Flipping must stay off for datasets whose classes name a direction (Something-So
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torchvision import tv_tensors
@@ -29,6 +30,7 @@ __all__ = [
     "ToCTHW",
     "ThreeCrop",
     "create_video_transform",
+    "create_transform",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -125,4 +127,39 @@ def create_video_transform(
     else:
         steps += [v2.Resize(low), v2.CenterCrop(input_size) if n_crops == 1 else ThreeCrop(input_size)]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std)), ToCTHW()]
+    return v2.Compose(steps)
+
+
+def create_transform(data_config: dict[str, Any], is_training: bool = False, hflip: bool = True,
+                     n_crops: int = 1, train_scale: tuple[float, float] = (1.0, 1.25)) -> v2.Compose:
+    """The transform a model's data config (:func:`zoo.data.resolve_data_config`) asks for, as
+    torchvision's ``weights.transforms()`` and timm's ``create_transform`` give it.
+
+    Testing: resize (the short side to ``resize_size``, or exactly to ``(H, W)`` when it is a pair),
+    then a centre crop (or :class:`ThreeCrop`) of ``crop_size``. Training: the short side resized to a
+    size drawn in ``train_scale`` times the test resize's short side, a random crop, an optional flip.
+    Both end with ``[0, 1]`` scaling and the config's mean / std.
+
+    Returns:
+        A callable mapping uint8 ``(T, H, W, C)`` frames to float32 ``(C, T, H, W)`` (``(3, C, T, H, W)``
+        with three crops).
+    """
+    crop_h, crop_w = data_config["crop_size"]
+    if crop_h != crop_w:
+        raise ValueError(f"the zoo's transforms crop squares; got a crop of {crop_h}x{crop_w}")
+    resize = data_config["resize_size"]
+    interpolation = v2.InterpolationMode(data_config.get("interpolation") or "bilinear")
+    mean, std = list(data_config["mean"]), list(data_config["std"])
+    steps: list[torch.nn.Module] = [ToVideo()]
+    if is_training:
+        short = resize if isinstance(resize, int) else min(resize)
+        low, high = max(crop_h, round(short * train_scale[0])), max(crop_h, round(short * train_scale[1]))
+        steps += [v2.RandomResize(low, high + 1, interpolation=interpolation), v2.RandomCrop(crop_h)]
+        if hflip:
+            steps.append(v2.RandomHorizontalFlip())
+    else:
+        size = resize if isinstance(resize, int) else list(resize)
+        steps += [v2.Resize(size, interpolation=interpolation, antialias=False),
+                  v2.CenterCrop(crop_h) if n_crops == 1 else ThreeCrop(crop_h)]
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std), ToCTHW()]
     return v2.Compose(steps)

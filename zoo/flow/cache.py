@@ -39,13 +39,13 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
-from ..data._home import zoo_home
-from ..data.datasets import VideoSample, sample_frame_range
+from ..data import zoo_home
+from ..data.dataset import VideoSample, sample_frame_range
 from ..data.readers import VideoReadError, read_with_fallback
 from .motion import FLOW_BOUND, dequantize_flow, mds_frame_scores, motion_maps, quantize_flow
 from .providers import FlowProvider, create_flow_provider, list_flow_providers
 
-__all__ = ["FlowCache", "FlowRecord", "flow_starts"]
+__all__ = ["FlowCache", "FlowRecord", "flow_starts", "FLOW_SETTINGS", "check_flow_cfg", "flow_cache_from_cfg"]
 
 _logger = logging.getLogger(__name__)
 _VERSION = 1  # bump when what is stored changes, so that old caches are not reused
@@ -309,7 +309,7 @@ class FlowCache:
         Returns:
             ``{'videos', 'computed', 'cached', 'failed': {path: reason}}`` for this process's share.
         """
-        from ..train.distributed import barrier, get_rank, get_world_size
+        from ..utils.distributed import barrier, get_rank, get_world_size
 
         if hasattr(samples, "samples"):
             fps = fps if fps is not None else getattr(samples, "fps", None)
@@ -339,3 +339,26 @@ class FlowCache:
         return (f"FlowCache(root={str(self.root)!r}, provider={self.provider_name!r}, gap={self.gap}, "
                 f"adjacent={self.adjacent}, short_side={self.short_side})")
 
+
+FLOW_SETTINGS = ("provider", "provider_kwargs", "gap", "adjacent", "short_side", "root", "reader", "bound",
+                  "progress")
+
+
+def check_flow_cfg(flow: dict[str, Any]) -> dict[str, Any]:
+    """An objective's ``flow`` settings (MSCL, MCL), checked for unknown keys (see :func:`flow_cache_from_cfg`)."""
+    unknown = sorted(set(flow) - set(FLOW_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown flow settings {unknown}; known: {list(FLOW_SETTINGS)}")
+    return dict(flow)
+
+
+def flow_cache_from_cfg(flow: dict[str, Any], default_provider: str, gap: int, adjacent: int,
+                        reader: str = "decord") -> FlowCache:
+    """A :class:`FlowCache` from an objective's ``flow`` settings: ``provider``, ``provider_kwargs``,
+    ``gap``, ``adjacent``, ``short_side``, ``root``, ``reader`` (default: ``reader``, the dataset's), ``bound``
+    (and ``progress``, for its build); the other arguments are the method's defaults."""
+    check_flow_cfg(flow)
+    return FlowCache(root=flow.get("root"), provider=flow.get("provider", default_provider),
+                     provider_kwargs=flow.get("provider_kwargs"), gap=flow.get("gap", gap),
+                     adjacent=flow.get("adjacent", adjacent), short_side=flow.get("short_side"),
+                     bound=flow.get("bound", 20.0), reader=flow.get("reader", reader))

@@ -254,12 +254,11 @@ class HCMLFlow(FlowProvider):
         if model is None:
             if checkpoint is None:
                 raise ValueError("the hcml flow provider needs a model, a model name, or a zoo train checkpoint")
-            from ..train.checkpoint import load_training_checkpoint
-            from ..train.engine import build_model_from_checkpoint
+            from .._checkpoint import build_model_from_checkpoint
 
-            model = build_model_from_checkpoint(load_training_checkpoint(checkpoint))
+            model = build_model_from_checkpoint(checkpoint)
         elif isinstance(model, str):
-            from .. import create_model
+            from .._factory import create_model
 
             model = create_model(model, checkpoint_path=checkpoint, **model_kwargs)
         stages = hcml_stages(model)

@@ -32,7 +32,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from ..data.datasets import VideoDataset, sample_frame_range
+from ..data.dataset import VideoDataset, sample_frame_range
 from ..data.readers import VideoReadError, read_with_fallback
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .cache import FlowCache, FlowRecord
@@ -44,6 +44,8 @@ __all__ = [
     "crop_with_flow",
     "random_resized_box",
     "transform_settings",
+    "view_settings",
+    "random_int",
 ]
 
 Box = tuple[float, float, float, float]  # top, left, height, width, in pixels of the frame
@@ -199,28 +201,16 @@ class FlowViewDataset(Dataset):
             views.append(self.make_view(frames[where], flow[where], v))
         return torch.stack(views), getattr(drawn, "target", None)
 
+    def _read(self, index: int) -> tuple[torch.Tensor, int | None]:
+        record = self.cache.record(self.base.samples[index])
+        if record is None:
+            raise VideoReadError(f"no optical flow in {self.cache.root} (unreadable when the cache was built?)",
+                                 self.base.samples[index].path)
+        return self._views(index, record)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         base = self.base
-        reasons = []
-        for _ in range(base.max_retries + 1):
-            path = base.samples[index].path
-            reason = base._known_bad.get(path)
-            if reason is None:
-                record = self.cache.record(base.samples[index])
-                if record is None:
-                    reason = f"no optical flow in {self.cache.root} (unreadable when the cache was built?)"
-                else:
-                    try:
-                        video, target = self._views(index, record)
-                        break
-                    except VideoReadError as e:
-                        reason = e.reason
-            base._on_bad_file(path, reason)
-            reasons.append(f"{path}: {reason}")
-            index = base._replacement(index)
-        else:
-            raise RuntimeError(f"{base.name}: {len(reasons)} videos in a row could not be read with their flow; "
-                               + "; ".join(reasons[-3:]))
+        index, (video, target) = base.read_with_retries(index, self._read, what="with their flow;")
         item = {"video": video, "label": base.samples[index].label, "index": index, "path": base.samples[index].path}
         if target is not None:
             item["view_target"] = int(target)
@@ -228,3 +218,18 @@ class FlowViewDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"FlowViewDataset({self.base!r}, {self.cache!r})"
+
+
+def view_settings(dataset: Any, size: int | None, hflip: bool | None) -> dict[str, Any]:
+    """Crop size, flips and normalisation of views: the dataset's training transform's, unless given."""
+    found = transform_settings(getattr(dataset, "transform", None))
+    size = size if size is not None else found.get("size")
+    if size is None:
+        raise ValueError("cannot tell the view size from the dataset's transform; set the objective's crop_size")
+    return {"size": int(size), "hflip": found["hflip"] if hflip is None else bool(hflip),
+            "mean": found.get("mean", IMAGENET_MEAN), "std": found.get("std", IMAGENET_STD)}
+
+
+def random_int(low: int, high: int) -> int:
+    """A uniform integer in ``[low, high]`` from torch's generator (seeded per item by the engine)."""
+    return int(torch.randint(low, high + 1, (1,)))

@@ -1,12 +1,10 @@
 """Training objectives, by name: ``create_objective('hcml', model, stage='joint')``.
 
-An objective is a callable ``objective(clips, labels=None) -> dict[str, Tensor]`` whose ``'loss'``
-entry is the total to back-propagate (the other entries are its named terms, for logging). It
-also says what it trains: ``objective.trainable_parameters()`` for the optimizer, and
-``objective.train(mode)`` to set the model's train/eval modes (frozen parts stay in eval mode).
-
-A method file registers its objective class with :func:`register_objective` and is imported at
-the bottom of this file.
+Every objective subclasses :class:`~zoo.methods.base.Objective` (the contract the engine calls:
+``objective(clips, labels) -> {'loss': ..., ...}``, ``trainable_parameters()``, ``wrap_train_set()``,
+``after_step()``, ``train(mode)``, ``state_dict()``). A method file registers its objective class
+with :func:`register_objective` and is imported at the bottom of this file; the MoCo pieces MSCL
+and MCL share are :mod:`zoo.methods.moco`'s.
 """
 from __future__ import annotations
 
@@ -16,7 +14,9 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["register_objective", "create_objective", "get_objective_class", "list_objectives"]
+from .base import Objective
+
+__all__ = ["Objective", "register_objective", "create_objective", "get_objective_class", "list_objectives"]
 
 _OBJECTIVES: dict[str, Callable[..., Any]] = {}
 
@@ -47,9 +47,12 @@ def get_objective_class(name: str) -> Callable[..., Any]:
     return _OBJECTIVES[name]
 
 
-def create_objective(name: str, model: nn.Module, **kwargs: Any) -> Any:
+def create_objective(name: str, model: nn.Module, **kwargs: Any) -> Objective:
     """Build the objective ``name`` for ``model`` (e.g. ``create_objective('hcml', model, stage='level1')``)."""
-    return get_objective_class(name)(model, **kwargs)
+    objective = get_objective_class(name)(model, **kwargs)
+    if not isinstance(objective, Objective):
+        raise TypeError(f"objective {name!r} built a {type(objective).__name__}, not a zoo.methods.Objective")
+    return objective
 
 
 from . import classification, hcml, mcl, mscl  # noqa: E402,F401  (register the objectives)

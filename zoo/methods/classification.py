@@ -10,12 +10,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import register_objective
+from .base import Objective
 
 __all__ = ["ClassificationObjective"]
 
 
 @register_objective("classification")
-class ClassificationObjective:
+class ClassificationObjective(Objective):
     """``L = CE(model(clips), labels)``, with optional label smoothing.
 
     Args:
@@ -30,21 +31,14 @@ class ClassificationObjective:
     def __init__(self, model: nn.Module, label_smoothing: float = 0.0):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
-        self.model = model
+        super().__init__(model)
         self.label_smoothing = label_smoothing
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The model's parameters with ``requires_grad``, except an HCML side branch this loss does not reach."""
         return [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("hcml.")]
 
-    def train(self, mode: bool = True) -> ClassificationObjective:
-        self.model.train(mode)
-        return self
-
-    def eval(self) -> ClassificationObjective:
-        return self.train(False)
-
-    def __call__(self, clips: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, clips: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if labels is None:
             raise ValueError("the classification objective needs labels (B,) with the clips")
         logits = self.model(clips)
@@ -55,5 +49,5 @@ class ClassificationObjective:
             acc1 = (logits.argmax(dim=1) == labels).float().mean()
         return {"loss": loss, "acc1": acc1}
 
-    def __repr__(self) -> str:
-        return f"ClassificationObjective(label_smoothing={self.label_smoothing})"
+    def extra_repr(self) -> str:
+        return f"label_smoothing={self.label_smoothing}"

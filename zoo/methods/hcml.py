@@ -39,7 +39,7 @@ locations per video are drawn (the same at every time step); for each delta, the
 predictions at ``(b, t, k)``, ``t + delta < T``, and the keys are the ground truth at every sampled
 ``(b, t', m)``: the positive ``(b, t + delta, k)``, ``(N-1)T`` spatial, ``T-1`` temporal and
 ``(B-1)NT`` easy negatives, one ``zoo.kernels.info_nce`` call per delta. Under torchrun/DDP the keys
-of every rank are gathered (``zoo.train.distributed.gather_with_grad``), so the easy negatives span
+of every rank are gathered (``zoo.utils.distributed.gather_with_grad``), so the easy negatives span
 the global batch, ``(B_global - 1) N T``, as in one process holding the whole batch (the appendix's
 "within a mini-batch" is the paper's synchronized, global one). Eq. 3 sums over queries; we
 average over queries and deltas, so gamma does not depend on B, N or T, and at initialisation the
@@ -58,8 +58,9 @@ from torch import nn
 from .. import kernels
 from ..adapters.flow import CHARBONNIER_ALPHA, CHARBONNIER_EPS, photometric_loss, smoothness_loss
 from ..adapters.hcml import HCMLStage, MotionPredictor, capture_motion, hcml_stages
-from ..models._base import check_video_input
+from ..models import check_video_input
 from . import register_objective
+from .base import Objective
 
 __all__ = ["HCMLObjective", "contrastive_motion_loss", "reconstruction_loss", "level_frames", "align_to_grid"]
 
@@ -156,7 +157,7 @@ def contrastive_motion_loss(
     keys = lower_s.reshape(b * t * n, -1)
     offset = 0  # index of this rank's first key among the gathered ones
     if global_keys:
-        from ..train.distributed import gather_with_grad, get_rank
+        from ..utils.distributed import gather_with_grad, get_rank
 
         offset = get_rank() * keys.shape[0]
         keys = gather_with_grad(keys.contiguous())
@@ -204,7 +205,7 @@ def _parameter_levels(model: nn.Module, stages: dict[int, HCMLStage]) -> dict[st
 
 
 @register_objective("hcml")
-class HCMLObjective:
+class HCMLObjective(Objective):
     """HCML's loss for one training stage (see the module docstring).
 
     Building it sets ``requires_grad`` on the model's parameters (True exactly for the trained ones);
@@ -248,12 +249,12 @@ class HCMLObjective:
         global_negatives: bool = True,
         reconstruct_at: str = "level",
     ):
+        super().__init__(model)
         self.stages = hcml_stages(model)
         if not self.stages:
             raise ValueError("the model has no HCML adapters; fit them with zoo.adapters.attach_hcml(model)")
         if "hcml" not in model._modules:
             raise ValueError("the model's HCML side branch was dropped (deployed); the objective needs it")
-        self.model = model
         self.cfg = model.hcml_cfg
         self.supervised = [lv for lv in self.stages if lv in self.cfg.flow_levels or lv in self.cfg.contrastive_levels]
         names = [f"level{lv}" for lv in self.supervised] + ["joint"]
@@ -313,16 +314,13 @@ class HCMLObjective:
 
     def train(self, mode: bool = True) -> HCMLObjective:
         """Set the model's mode; the frozen parts stay in eval mode (BatchNorm statistics fixed)."""
-        self.model.train(mode)
+        super().train(mode)
         if mode:
             for module in self._frozen_modules:
                 module.train(False)
         return self
 
-    def eval(self) -> HCMLObjective:
-        return self.train(False)
-
-    def __call__(self, clips: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, clips: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         model = self.model
         check_video_input(clips, getattr(model, "in_chans", clips.shape[1]), max(2, getattr(model, "min_frames", 2)))
         if self.level is None and labels is None:
@@ -371,7 +369,7 @@ class HCMLObjective:
         out["loss"] = total
         return out
 
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         n = sum(p.numel() for p in self.trainable_parameters())
-        return f"HCMLObjective(stage={self.stage!r}, levels={self.levels}, trainable_params={n})"
+        return f"stage={self.stage!r}, levels={self.levels}, trainable_params={n}"
 

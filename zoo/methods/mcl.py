@@ -1,4 +1,5 @@
-"""MCL, motion-focused contrastive learning (Li et al., ICCV 2021; ``papers/mscl_mcl.md``).
+"""MCL, motion-focused contrastive learning (Li et al., "Motion-Focused Contrastive Learning of Video Representations",
+ICCV 2021, arXiv 2201.04029).
 
 ``create_objective('mcl', model, ...)`` trains ``model`` (an R(2+1)D- or R3D-50-class network) as the
 official code (``YihengZhang-CV/MCL-Motion-Focused-Contrastive-Learning``, ``train.py``) does:
@@ -15,7 +16,7 @@ official code (``YihengZhang-CV/MCL-Motion-Focused-Contrastive-Learning``, ``tra
 - A momentum encoder (EMA, alpha 0.999) and a queue of 131,072 keys, tau 0.10, 2-layer MLP heads
   (128-d, L2-normalised) on the pooled backbone features: ``inter``, ``intra`` and ``order``. Keys are
   encoded with MoCo's shuffled BN (``shuffle_bn``): each key batch is dealt out in a random order over
-  all processes before the key encoder and put back after it (``zoo.train.distributed.shuffle_batch``),
+  all processes before the key encoder and put back after it (``zoo.utils.distributed.shuffle_batch``),
   so that a process's BN statistics of its keys do not come from the videos of its queries.
 - Inter loss: three positives per query (the same clip's key and the two other clips' keys), each in
   its own InfoNCE against the queue (``zoo.kernels.info_nce``, averaged); all three key batches are
@@ -74,22 +75,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import kernels
-from ..flow.cache import FlowRecord
+from ..flow.cache import FlowRecord, check_flow_cfg, flow_cache_from_cfg
 from ..flow.motion import motion_grid, motion_target
-from ..flow.views import Box, FlowViewDataset, ViewAugment, ViewFrames, crop_with_flow
-from ..train.distributed import shuffle_batch, unshuffle_batch
+from ..flow.views import Box, FlowViewDataset, ViewAugment, ViewFrames, crop_with_flow, random_int, view_settings
+from ..utils.distributed import shuffle_batch, unshuffle_batch
 from . import register_objective
-from .mscl import (
+from .base import Objective
+from .moco import (
     MomentumQueue,
     ProjectionMLP,
-    _randint,
-    check_flow_cfg,
-    flow_cache_from_cfg,
     momentum_copy,
     momentum_update,
     pooled_features,
     trainable_model_parameters,
-    view_settings,
 )
 
 __all__ = [
@@ -150,7 +148,7 @@ class MotionFocusedSampler:
         duration, length = record.num_frames, self.num_frames * self.frame_stride
         anchor_first = bool(torch.rand(()) < 0.5)  # which half holds the anchor (the official order label)
         if duration // length < 2:  # too short for two halves: three random clips, the anchor first or last
-            first, middle, last = sorted(_randint(0, max(duration - length, 0)) for _ in range(3))
+            first, middle, last = sorted(random_int(0, max(duration - length, 0)) for _ in range(3))
             return ([first, middle, last] if anchor_first else [last, first, middle]), anchor_first
         halves = [np.arange(0, duration // 2 - length + 1), np.arange(duration // 2, duration - length + 1)]
         if bool(torch.rand(()) < self.focus_p):
@@ -160,7 +158,7 @@ class MotionFocusedSampler:
         anchor_half, other_half = (halves[0], halves[1]) if anchor_first else (halves[1], halves[0])
 
         def pick(candidates: np.ndarray) -> int:
-            return int(candidates[_randint(0, len(candidates) - 1)])
+            return int(candidates[random_int(0, len(candidates) - 1)])
 
         return [pick(anchor_half), *sorted([pick(other_half), pick(other_half)])], anchor_first
 
@@ -226,7 +224,7 @@ def tubelet_crop(height: int, width: int, grid: torch.Tensor, scale: tuple[float
         if not (0 < w <= width and 0 < h <= height):
             continue
         if threshold is None:
-            return float(_randint(0, height - h)), float(_randint(0, width - w)), float(h), float(w)
+            return float(random_int(0, height - h)), float(random_int(0, width - w)), float(h), float(w)
         tops = torch.arange(height - h + 1, dtype=torch.float64)
         lefts = torch.arange(width - w + 1, dtype=torch.float64)
         row_share = ((torch.clamp(tops + h, max=box[0] + box[2]) - torch.clamp(tops, min=box[0])).clamp(min=0)
@@ -235,7 +233,7 @@ def tubelet_crop(height: int, width: int, grid: torch.Tensor, scale: tuple[float
                      / box[3])
         valid = torch.nonzero(row_share[:, None] * col_share[None, :] >= threshold - 1e-9)
         if len(valid):
-            i, j = valid[_randint(0, len(valid) - 1)].tolist()
+            i, j = valid[random_int(0, len(valid) - 1)].tolist()
             return float(i), float(j), float(h), float(w)
     if box is not None:  # a crop from a random corner to the box's opposite corner: it holds the whole box
         top, left, bh, bw = box
@@ -313,7 +311,7 @@ def _last_conv(model: nn.Module) -> str:
 
 
 @register_objective("mcl")
-class MCLObjective(nn.Module):
+class MCLObjective(Objective):
     """MCL's loss (see the module docstring); an ``nn.Module`` holding the heads, the key encoder and the queue.
 
     Args:
@@ -370,11 +368,10 @@ class MCLObjective(nn.Module):
         shuffle_bn: bool = True,
         backend: str = "auto",
     ):
-        super().__init__()
+        super().__init__(model)
         if temperature <= 0 or temperature_intra <= 0 or not 0 <= momentum <= 1 or mal_slots < 1:
             raise ValueError(f"need temperatures > 0, momentum in [0, 1], mal_slots >= 1; got {temperature}, "
                              f"{temperature_intra}, {momentum}, {mal_slots}")
-        self.model = model
         self.inter_head = ProjectionMLP(model.num_features, dim)
         self.intra_head = ProjectionMLP(model.num_features, dim)
         self.key_model = momentum_copy(model)

@@ -1,4 +1,5 @@
-"""MSCL, motion sensitive contrastive learning (Ni et al., ECCV 2022; ``papers/mscl_mcl.md``).
+"""MSCL, motion sensitive contrastive learning (Ni et al., "Motion Sensitive Contrastive Learning for Self-supervised
+Video Representation", ECCV 2022, arXiv 2208.06105).
 
 ``create_objective('mscl', model, ...)`` trains ``model`` (the RGB encoder, e.g. ``r3d_18``) with a
 second encoder on optical flow (``r2d_18`` on 2 channels), as the official code
@@ -56,9 +57,8 @@ The queues, key encoders and flow encoder live in the objective (``objective.sta
 """
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -67,156 +67,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import kernels
-from ..flow.cache import FlowCache, FlowRecord
+from ..flow.cache import FlowRecord, check_flow_cfg, flow_cache_from_cfg
 from ..flow.motion import mds_clip_scores, mds_keep, rotate_flow
-from ..flow.views import FlowViewDataset, ViewAugment, crop_with_flow, random_resized_box, transform_settings
+from ..flow.views import FlowViewDataset, ViewAugment, crop_with_flow, random_int, random_resized_box, view_settings
 from . import register_objective
+from .base import Objective
+from .moco import (
+    MomentumQueue,
+    ProjectionMLP,
+    cosine_momentum,
+    momentum_copy,
+    momentum_update,
+    pooled_features,
+    trainable_model_parameters,
+)
 
 __all__ = [
     "MSCLObjective",
     "MDSSampler",
     "MSCLView",
-    "MomentumQueue",
-    "ProjectionMLP",
-    "cosine_momentum",
-    "momentum_update",
     "fra_angles",
     "normalize_flow",
-    "trainable_model_parameters",
-    "flow_cache_from_cfg",
-    "check_flow_cfg",
 ]
 
 FRA_ANGLES = tuple((0.2 + 0.2 * c) * math.pi for c in range(8))  # the official NormFlowWithStidedAug
 
 
 # ---------------------------------------------------------------------------------------------
-# MoCo machinery (MSCL's and MCL's)
-
-
-def cosine_momentum(step: int, total_steps: int, base: float = 0.994) -> float:
-    """The official MSCL momentum after ``step`` of ``total_steps``: ``1 - (1 - base)(cos(pi s / S) + 1) / 2``."""
-    progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
-    return 1.0 - 0.5 * (1.0 - base) * (math.cos(math.pi * progress) + 1.0)
-
-
-@torch.no_grad()
-def momentum_update(online: nn.Module, target: nn.Module, momentum: float) -> None:
-    """``target <- momentum * target + (1 - momentum) * online``, parameter by parameter (buffers untouched)."""
-    for p_online, p_target in zip(online.parameters(), target.parameters()):
-        p_target.mul_(momentum).add_(p_online.detach(), alpha=1.0 - momentum)
-
-
-def momentum_copy(module: nn.Module) -> nn.Module:
-    """A frozen copy of ``module`` to serve as its momentum (key) encoder."""
-    copied = copy.deepcopy(module)
-    for p in copied.parameters():
-        p.requires_grad_(False)
-    return copied
-
-
-class MomentumQueue(nn.Module):
-    """A MoCo queue: the latest ``size`` L2-normalised keys of dimension ``dim``, a ring buffer.
-
-    It starts with random unit vectors (as MoCo's does). :meth:`push` writes keys (gathered from
-    every process under DDP) after the newest ones, overwriting the oldest.
-    """
-
-    def __init__(self, size: int, dim: int):
-        super().__init__()
-        if size < 1 or dim < 1:
-            raise ValueError(f"queue size and dim must be >= 1, got {size}, {dim}")
-        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
-        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
-
-    @property
-    def size(self) -> int:
-        return self.keys.shape[0]
-
-    @torch.no_grad()
-    def push(self, keys: torch.Tensor) -> None:
-        """Enqueue ``(N, dim)`` keys (normalised here)."""
-        from ..train.distributed import gather_with_grad
-
-        keys = F.normalize(gather_with_grad(keys.detach()).float(), dim=1)[-self.size:]
-        slots = (self.pointer + torch.arange(keys.shape[0], device=keys.device)) % self.size
-        self.keys.index_copy_(0, slots, keys.to(self.keys.dtype))
-        self.pointer.copy_((self.pointer + keys.shape[0]) % self.size)
-
-    def with_batch(self, batch_keys: torch.Tensor) -> torch.Tensor:
-        """``cat([batch_keys, queue])``: the keys of a query whose positive is ``batch_keys[i]`` (target ``i``)."""
-        return torch.cat([batch_keys.detach(), self.keys.to(batch_keys.dtype)])
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}, dim={self.keys.shape[1]}"
-
-
-class ProjectionMLP(nn.Sequential):
-    """MoCo v2's projection: ``Linear(d, d) - ReLU - Linear(d, out)``."""
-
-    def __init__(self, in_features: int, out_features: int = 128):
-        super().__init__(nn.Linear(in_features, in_features), nn.ReLU(inplace=True),
-                         nn.Linear(in_features, out_features))
-
-
-def trainable_model_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
-    """The model's parameters that self-supervised objectives train: all but the classifier (never used) and
-    an HCML side branch."""
-    head = getattr(model, "get_classifier", lambda: None)()
-    skip = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
-    for name, p in model.named_parameters():
-        if id(p) not in skip and not name.startswith("hcml."):
-            yield p
-
-
-def pooled_features(model: nn.Module, feature_map: torch.Tensor) -> torch.Tensor:
-    """The model's pooled ``(B, C)`` features of a ``(B, C, T, H, W)`` map (its head, before the classifier)."""
-    if hasattr(model, "forward_head"):
-        return model.forward_head(feature_map, pre_logits=True)
-    return feature_map.mean(dim=(2, 3, 4))
-
-
-_FLOW_SETTINGS = ("provider", "provider_kwargs", "gap", "adjacent", "short_side", "root", "reader", "bound",
-                  "progress")
-
-
-def check_flow_cfg(flow: dict[str, Any]) -> dict[str, Any]:
-    """An objective's ``flow`` settings, checked for unknown keys (see :func:`flow_cache_from_cfg`)."""
-    unknown = sorted(set(flow) - set(_FLOW_SETTINGS))
-    if unknown:
-        raise ValueError(f"unknown flow settings {unknown}; known: {list(_FLOW_SETTINGS)}")
-    return dict(flow)
-
-
-def flow_cache_from_cfg(flow: dict[str, Any], default_provider: str, gap: int, adjacent: int,
-                        reader: str = "decord") -> FlowCache:
-    """A :class:`~zoo.flow.FlowCache` from an objective's ``flow`` settings: ``provider``, ``provider_kwargs``,
-    ``gap``, ``adjacent``, ``short_side``, ``root``, ``reader`` (default: ``reader``, the dataset's), ``bound``
-    (and ``progress``, for its build); the other arguments are the method's defaults."""
-    check_flow_cfg(flow)
-    return FlowCache(root=flow.get("root"), provider=flow.get("provider", default_provider),
-                     provider_kwargs=flow.get("provider_kwargs"), gap=flow.get("gap", gap),
-                     adjacent=flow.get("adjacent", adjacent), short_side=flow.get("short_side"),
-                     bound=flow.get("bound", 20.0), reader=flow.get("reader", reader))
-
-
-def view_settings(dataset: Any, size: int | None, hflip: bool | None) -> dict[str, Any]:
-    """Crop size, flips and normalisation of views: the dataset's training transform's, unless given."""
-    found = transform_settings(getattr(dataset, "transform", None))
-    size = size if size is not None else found.get("size")
-    if size is None:
-        raise ValueError("cannot tell the view size from the dataset's transform; set the objective's crop_size")
-    return {"size": int(size), "hflip": found["hflip"] if hflip is None else bool(hflip),
-            "mean": found.get("mean", (0.485, 0.456, 0.406)), "std": found.get("std", (0.229, 0.224, 0.225))}
-
-
-# ---------------------------------------------------------------------------------------------
 # Views: motion differential sampling, crops with flow
-
-
-def _randint(low: int, high: int) -> int:
-    """A uniform integer in ``[low, high]`` from torch's generator (seeded per item by the engine)."""
-    return int(torch.randint(low, high + 1, (1,)))
 
 
 class MDSSampler:
@@ -244,14 +122,14 @@ class MDSSampler:
         last = max(record.num_flows - span, 0)
         query, allowed = None, set(kept.tolist())
         for _ in range(11):  # the official ChosenSampleFrames: 11 draws, then the first kept start
-            draw = _randint(0, last)
+            draw = random_int(0, last)
             if draw in allowed:
                 query = draw
                 break
         if query is None:
             query = int(kept[0]) if len(kept) else 0
         reach = round(self.shift * span)
-        target = query + _randint(-reach, reach)
+        target = query + random_int(-reach, reach)
         key = int(kept[np.argmin(np.abs(kept - target))]) if len(kept) else min(max(target, 0), last)
         return query, key
 
@@ -298,7 +176,7 @@ def normalize_flow(flow: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 @register_objective("mscl")
-class MSCLObjective(nn.Module):
+class MSCLObjective(Objective):
     """MSCL's loss (see the module docstring); an ``nn.Module`` holding the flow encoder, the key encoders,
     the projections and the queues.
 
@@ -347,8 +225,8 @@ class MSCLObjective(nn.Module):
         mds_stride: int = 4,
         backend: str = "auto",
     ):
-        super().__init__()
-        from .. import create_model
+        super().__init__(model)
+        from .._factory import create_model
 
         if temperature <= 0 or not 0 <= momentum <= 1 or lmcl_steps < 1:
             raise ValueError(f"need temperature > 0, momentum in [0, 1], lmcl_steps >= 1; got {temperature}, "
@@ -356,7 +234,6 @@ class MSCLObjective(nn.Module):
         feature_info = getattr(model, "feature_info", None)
         if not feature_info or not -len(feature_info) <= lmcl_level < len(feature_info):
             raise ValueError(f"lmcl_level {lmcl_level} is not a feature_info level of {type(model).__name__}")
-        self.model = model
         self.flow_model = create_model(flow_model, num_classes=0, in_chans=2)
         self.rgb_proj = ProjectionMLP(model.num_features, dim)
         self.flow_proj = ProjectionMLP(self.flow_model.num_features, dim)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._builder import FeatureInfo
+from .._features import FeatureInfo
 
 __all__ = ["VideoClassifierHead", "VideoModel", "check_video_input"]
 
@@ -52,15 +52,17 @@ class VideoClassifierHead(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.drop_rate = drop_rate
+        self.drop = nn.Dropout(drop_rate)
         self.reset(num_classes, global_pool)
 
     def reset(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A fresh classifier for ``num_classes`` (0: identity), and the pooling ``global_pool`` when given.
+        The dropout is kept, so an eval-mode head stays in eval mode."""
         if global_pool is not None:
             if global_pool not in ("avg", "max", ""):
                 raise ValueError(f"global_pool must be 'avg', 'max' or '', got {global_pool!r}")
             self.global_pool = global_pool
         self.num_classes = num_classes
-        self.drop = nn.Dropout(self.drop_rate)
         self.fc = nn.Linear(self.in_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -78,6 +80,13 @@ class VideoModel(nn.Module):
     Subclasses set ``num_classes``, ``num_features``, ``in_chans``, ``feature_info``, ``head`` (a
     :class:`VideoClassifierHead`), ``min_frames`` (the shortest clip their temporal strides
     accept), and implement ``forward_features`` and ``forward_intermediates``.
+
+    ``head_hidden_size`` (timm >= 1.0) is the width of ``forward_head(x, pre_logits=True)``: by
+    default the head's ``in_features``, the width entering its classifier (``num_features`` for a
+    plain :class:`VideoClassifierHead`). A family whose head changes the width before the classifier
+    (a projection after the pooling, as X3D's or timm's MLP heads) builds a head whose
+    ``in_features`` is that width (as :class:`zoo.models.timm2d.Timm2dHead` does), or assigns
+    ``self.head_hidden_size = width`` in its ``__init__``.
     """
 
     num_classes: int
@@ -87,6 +96,18 @@ class VideoModel(nn.Module):
     feature_info: FeatureInfo
     head: VideoClassifierHead
     grad_checkpointing: bool = False
+
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of ``forward_head(x, pre_logits=True)``: an assigned value, else ``head.in_features``."""
+        if "_head_hidden_size" in self.__dict__:
+            return self.__dict__["_head_hidden_size"]
+        head = self._modules.get("head")
+        return getattr(head, "in_features", None) or getattr(self, "num_features", None)
+
+    @head_hidden_size.setter
+    def head_hidden_size(self, value: int) -> None:
+        self.__dict__["_head_hidden_size"] = int(value)
 
     def check_input(self, x: torch.Tensor) -> None:
         check_video_input(x, self.in_chans, self.min_frames)

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .._builder import FeatureInfo, build_model_with_cfg
+from .._builder import build_model_with_cfg
+from .._features import FeatureInfo
 from .._pretrained import KINETICS_MEAN, KINETICS_STD, video_cfg
 from .._registry import register_model
 from ..layers import feature_take_indices
@@ -207,6 +208,31 @@ default_cfgs = {
         paper="https://arxiv.org/abs/1712.04851",
         recipe="https://github.com/pytorch/vision/tree/main/references/video_classification#s3d",
         notes="torchvision's layout; torchvision resizes to 256x256, crops 224, samples at 15 fps.",
+    ),
+    "s3d.tv_k400": video_cfg(
+        url="https://download.pytorch.org/models/s3d-d76dad2f.pth",
+        hash_prefix="d76dad2f",
+        input_size=(3, 16, 224, 224),
+        frame_stride=2,
+        mean=KINETICS_MEAN,
+        std=KINETICS_STD,
+        resize_size=(256, 256),
+        crop_pct=224 / 256,
+        min_size=224,
+        min_frames=14,
+        num_classes=400,
+        first_conv="features.0.0.0",
+        classifier="head.fc",
+        license="BSD-3-Clause",
+        dataset="Kinetics-400",
+        num_params=8320048,
+        gflops=17.979,
+        metrics={"top1": 68.368, "top5": 88.05, "views": "1x1", "clip_len": 128, "frame_rate": 15,
+                 "clips_per_video": 1},
+        paper="https://arxiv.org/abs/1712.04851",
+        recipe="https://github.com/pytorch/vision/tree/main/references/video_classification#s3d",
+        notes="torchvision's weights (S3D_Weights.KINETICS400_V1), ported unchanged; torchvision states clip-level "
+        "accuracy on 128-frame clips at 15 fps.",
     ),
 }
 

@@ -43,7 +43,8 @@ from timm.models import get_pretrained_cfg as get_timm_pretrained_cfg
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .._builder import FeatureInfo, build_model_with_cfg
+from .._builder import build_model_with_cfg
+from .._features import FeatureInfo
 from .._pretrained import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PretrainedCfg, video_cfg
 from .._registry import get_pretrained_cfg, register_model
 from ..layers import feature_take_indices
@@ -253,7 +254,7 @@ class Timm2d(VideoModel):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.num_features = net.num_features
-        self.head_hidden_size = getattr(net, "head_hidden_size", net.num_features)
+        head_hidden_size = getattr(net, "head_hidden_size", net.num_features)  # our head's in_features: see VideoModel
         self.min_frames = math.prod(strides)
 
         layers = _ordered_layers(net, level_paths)
@@ -287,7 +288,7 @@ class Timm2d(VideoModel):
 
         post_pool, pre_logits = _split_head(layers[pool_at:], classifier)
         self.head = Timm2dHead(
-            self.head_hidden_size,
+            head_hidden_size,
             num_classes,
             global_pool=global_pool,
             drop_rate=drop_rate,

@@ -47,7 +47,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .._builder import FeatureInfo, build_model_with_cfg
+from .._builder import build_model_with_cfg
+from .._features import FeatureInfo
 from .._pretrained import KINETICS_MEAN, KINETICS_STD, video_cfg
 from .._registry import register_model
 from ..layers import Conv2Plus1D, Conv3DNoTemporal, Conv3DSimple, feature_take_indices, inflate_state_dict
@@ -429,6 +430,20 @@ def _tv_cfg(**kwargs: Any):
     return _cfg(**dict(defaults, recipe=_TV_RECIPE, **kwargs))
 
 
+def _tv_k400_cfg(url: str, top1: float, top5: float, num_params: int, gflops: float, **kwargs: Any):
+    """torchvision's Kinetics-400 weights (``R3D_18_Weights.KINETICS400_V1`` and its siblings): the file at
+    ``url`` (its name ends with the first hex digits of its sha256), the metrics torchvision states
+    (video-level, 5 clips of 16 frames at 15 fps per video), and torchvision's eval transform
+    (resize to 128x171, centre crop 112, Kinetics mean/std)."""
+    return _tv_cfg(
+        url=url, hash_prefix=url.rsplit("-", 1)[-1].split(".")[0], resize_size=(128, 171), min_size=1, min_frames=1,
+        license="BSD-3-Clause", dataset="Kinetics-400", num_params=num_params, gflops=gflops,
+        metrics={"top1": top1, "top5": top5, "views": "5x1", "clip_len": 16, "frame_rate": 15, "clips_per_video": 5},
+        notes="torchvision's weights; ported unchanged (a torchvision state dict loads into this architecture).",
+        **kwargs,
+    )
+
+
 def _timm_in1k_cfg(hf_hub_id: str, **kwargs: Any):
     """timm's ImageNet-1k ResNet weights, inflated on load: an initialisation, not a video classifier."""
     return _cfg(
@@ -453,10 +468,22 @@ default_cfgs = {
     "r2d_50": _cfg(paper=_HCML_PAPER),
     "r2d_50.timm_in1k": _timm_in1k_cfg("timm/resnet50.a1_in1k"),
     "r3d_18": _tv_cfg(paper="https://arxiv.org/abs/1711.11248"),
+    "r3d_18.tv_k400": _tv_k400_cfg(
+        "https://download.pytorch.org/models/r3d_18-b3b3357e.pth", 63.2, 83.479, 33371472, 40.697,
+        paper="https://arxiv.org/abs/1711.11248",
+    ),
     "r3d_50": _cfg(),
     "r3d_50.timm_in1k": _timm_in1k_cfg("timm/resnet50.a1_in1k"),
     "mc3_18": _tv_cfg(paper="https://arxiv.org/abs/1711.11248"),
+    "mc3_18.tv_k400": _tv_k400_cfg(
+        "https://download.pytorch.org/models/mc3_18-a90a0ba3.pth", 63.96, 84.13, 11695440, 43.343,
+        paper="https://arxiv.org/abs/1711.11248",
+    ),
     "r2plus1d_18": _tv_cfg(paper="https://arxiv.org/abs/1711.11248"),
+    "r2plus1d_18.tv_k400": _tv_k400_cfg(
+        "https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth", 67.463, 86.175, 31505325, 40.519,
+        paper="https://arxiv.org/abs/1711.11248",
+    ),
     "r2plus1d_34": _tv_cfg(paper="https://arxiv.org/abs/1711.11248"),
     "r2plus1d_50": _tv_cfg(paper="https://arxiv.org/abs/1711.11248"),
     "r2plus1d_101": _cfg(input_size=(3, 32, 224, 224), paper=_HCML_PAPER),

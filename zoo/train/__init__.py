@@ -4,19 +4,9 @@
 >>> result = train(load_recipe('recipes/quickstart.yaml', ['max_epochs=1']))
 >>> result.metrics['top1'], result.checkpoint
 """
-from .checkpoint import get_rng_state, init_weights_from, load_training_checkpoint, save_checkpoint, set_rng_state
-from .distributed import gather_with_grad, get_rank, get_world_size, is_distributed
-from .engine import (
-    MetricsLogger,
-    ResumableSampler,
-    RunResult,
-    Trainer,
-    TrainingInterrupted,
-    WarmupCosine,
-    build_model_from_checkpoint,
-    evaluate_checkpoint,
-    train,
-)
+from .._checkpoint import build_model_from_checkpoint, load_training_checkpoint
+from ..utils.distributed import gather_with_grad, get_rank, get_world_size, is_distributed
+from .checkpoint import get_rng_state, init_weights_from, save_checkpoint, set_rng_state
 from .evaluate import (
     confusion_matrix,
     efficacy_score,
@@ -26,7 +16,13 @@ from .evaluate import (
     predict,
     topk_accuracy,
 )
+from .evaluator import EvalLoaders, evaluate_checkpoint, evaluate_model
+from .loaders import ResumableSampler, make_loader, recipe_dataset
+from .logger import MetricsLogger
+from .optim import WarmupCosine
 from .recipe import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict, recipe_to_yaml
+from .runtime import Runtime, setup_runtime
+from .trainer import RunResult, Trainer, TrainingInterrupted, train
 
 __all__ = [
     "Recipe",
@@ -43,6 +39,12 @@ __all__ = [
     "WarmupCosine",
     "train",
     "evaluate_checkpoint",
+    "evaluate_model",
+    "EvalLoaders",
+    "Runtime",
+    "setup_runtime",
+    "make_loader",
+    "recipe_dataset",
     "build_model_from_checkpoint",
     "predict",
     "topk_accuracy",

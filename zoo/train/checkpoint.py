@@ -1,4 +1,6 @@
-"""Training checkpoints: atomic writes, ``weights_only`` loading, RNG states as tensors, weight initialisation.
+"""Training checkpoints, the writing side: atomic writes, RNG states as tensors, weight initialisation.
+
+What a checkpoint holds, and reading one back, is :mod:`zoo._checkpoint`'s (the contract every layer shares).
 
 A checkpoint is a torch file holding only tensors, numbers, strings, lists and dicts, so that
 ``torch.load(path, weights_only=True)`` reads it without running pickled code::
@@ -13,7 +15,7 @@ A checkpoint is a torch file holding only tensors, numbers, strings, lists and d
 ``epoch`` counts the finished epochs of stage ``stage`` (an index into the recipe's stages),
 ``step_in_epoch`` the optimizer steps already taken in the unfinished one, ``step`` the
 optimizer steps of the whole run. ``model_args`` are the keyword arguments of ``create_model``
-besides ``num_classes`` (``zoo._hub.export_checkpoint`` documents this contract).
+besides ``num_classes``.
 """
 from __future__ import annotations
 
@@ -30,7 +32,6 @@ __all__ = [
     "get_rng_state",
     "set_rng_state",
     "save_checkpoint",
-    "load_training_checkpoint",
     "init_weights_from",
 ]
 
@@ -81,20 +82,6 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``, onto the CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated file, or a pickle holding code
-        raise ValueError(f"{path} is not a readable training checkpoint: {str(e).splitlines()[0]}") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt:
-        raise ValueError(f"{path} is not a zoo training checkpoint (no 'model' entry)")
-    return ckpt
-
-
 def init_weights_from(model: nn.Module, path: str | os.PathLike) -> list[str]:
     """Load weights from a training checkpoint or a safetensors/torch state dict, for fine-tuning.
 
@@ -105,7 +92,7 @@ def init_weights_from(model: nn.Module, path: str | os.PathLike) -> list[str]:
     Returns:
         The names of the model's parameters and buffers that were *not* loaded.
     """
-    from .._builder import load_state_dict_file
+    from .._helpers import load_state_dict_file
 
     state = load_state_dict_file(path)
     own = model.state_dict()

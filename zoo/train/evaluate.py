@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data import average_views
-from .distributed import all_gather_objects, is_main_process
+from ..utils.distributed import all_gather_objects, is_main_process
 
 __all__ = [
     "predict",

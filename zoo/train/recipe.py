@@ -43,7 +43,8 @@ __all__ = [
 
 @dataclass
 class ModelConfig:
-    """The network: a registered model, optionally pretrained, optionally fitted with an adapter."""
+    """The network: a registered model, optionally pretrained (``name: hcml`` with ``kwargs.backbone``: any
+    backbone with HCML motion adapters)."""
 
     name: str = MISSING
     """A registered model (``zoo models`` lists them), ``arch.tag``, ``hf-hub:org/repo`` or ``local-dir:/path``."""
@@ -54,13 +55,9 @@ class ModelConfig:
     a classifier of another size is left at its fresh initialisation."""
     num_classes: int | None = None
     """Classifier size; default: the number of classes of the training set."""
-    adapter: str | None = None
-    """``'hcml'`` fits HCML motion adapters to the backbone."""
-    adapter_cfg: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments of the adapter (see ``zoo.adapters``)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
-    """Further keyword arguments of ``create_model`` (``drop_rate``, ``backbone`` for timm2d, ``hcml_cfg`` for
-    the ``hcml_*`` models, ...); a null value removes a keyword a base recipe set."""
+    """Further keyword arguments of ``create_model`` (``drop_rate``, ``backbone`` for ``timm2d`` and ``hcml``,
+    ``hcml_cfg`` for ``hcml`` and the ``hcml_*`` models, ...); a null value removes a keyword a base recipe set."""
     grad_checkpointing: bool = False
     """Recompute activations in backward to save memory."""
 

@@ -12,8 +12,9 @@ pairs frame t with t+1 and the last frame with itself, reading both frames from 
 
 Backends: ``'triton'`` runs the kernels below (compiled on CUDA tensors, under the Triton interpreter
 on CPU tensors, which is how the tests reach them without a GPU); ``'torch'`` runs the reference of
-``kernels/reference.py`` (a loop over displacements, memory O(inputs + output)); ``'auto'`` picks
-Triton for CUDA tensors and the reference elsewhere.
+:mod:`zoo.kernels.reference` (a loop over displacements, memory O(inputs + output)); ``'auto'`` picks
+Triton for CUDA tensors and the reference elsewhere (always the reference without Triton installed, where
+``'triton'`` raises: see :mod:`zoo.kernels._triton`).
 
 Kernel design (fp32 accumulation, fp64 for fp64 inputs, output in the input dtype):
 
@@ -43,22 +44,15 @@ the reference (the ``backend`` argument).
 from __future__ import annotations
 
 import functools
-from typing import Literal
 
 import torch
 from torch.utils.flop_counter import register_flop_formula
 
+from ._triton import Backend, interpreted, require_triton, resolve_backend, tl, triton
 from .reference import CORRELATION_EPS, correlation_backward_reference, correlation_forward_reference
-
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # Triton ships for Linux; elsewhere the 'torch' backend still runs
-    triton = tl = None
 
 __all__ = ["correlation", "temporal_correlation"]
 
-Backend = Literal["auto", "triton", "torch"]
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -225,14 +219,12 @@ _AUTOTUNE_KEY = ["C", "W", "R", "STRIDE"]
 @functools.cache
 def _kernels(interpret: bool) -> tuple:
     """(forward, backward) launchers: autotuned ``triton.jit`` kernels, or interpreted ones (one config)."""
-    if triton is None:
-        raise RuntimeError("backend='triton' needs the triton package (pip install triton)")
+    require_triton("correlation")
     if interpret:
-        from triton.runtime.interpreter import InterpretedFunction
         return (triton.autotune([triton.Config(_INTERPRETER_FWD_CONFIG)], key=_AUTOTUNE_KEY)(
-                    InterpretedFunction(_correlation_fwd_kernel)),
+                    interpreted(_correlation_fwd_kernel)),
                 triton.autotune([triton.Config(_INTERPRETER_BWD_CONFIG)], key=_AUTOTUNE_KEY)(
-                    InterpretedFunction(_correlation_bwd_kernel)))
+                    interpreted(_correlation_bwd_kernel)))
     return (triton.autotune(_fwd_configs(), key=_AUTOTUNE_KEY)(triton.jit(_correlation_fwd_kernel)),
             triton.autotune(_bwd_configs(), key=_AUTOTUNE_KEY)(triton.jit(_correlation_bwd_kernel)))
 
@@ -425,8 +417,8 @@ def _temporal_correlation_backward_flops(grad_shape, x_shape, *args, **kwargs) -
 # Public API
 # ---------------------------------------------------------------------------------------
 
-def _check_args(tensors: dict[str, torch.Tensor], ndim: int, layout: str, max_displacement: int, stride: int,
-                backend: str) -> str:
+def _check_args(op: str, tensors: dict[str, torch.Tensor], ndim: int, layout: str, max_displacement: int,
+                stride: int, backend: str) -> str:
     """Validate the inputs and return the backend to run ('triton' or 'torch')."""
     for name, t in tensors.items():
         if not isinstance(t, torch.Tensor):
@@ -452,11 +444,8 @@ def _check_args(tensors: dict[str, torch.Tensor], ndim: int, layout: str, max_di
         raise ValueError(f"max_displacement must be an int >= 0 (pixels), got {max_displacement!r}")
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
         raise ValueError(f"stride must be an int >= 1 (pixels), got {stride!r}")
-    if backend not in ("auto", "triton", "torch"):
-        raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {backend!r}")
     device = first[1].device
-    if backend == "auto":
-        backend = "triton" if device.type == "cuda" and triton is not None else "torch"
+    backend = resolve_backend(backend, device, op)
     if backend == "triton":
         if device.type not in ("cuda", "cpu"):
             raise ValueError(f"backend='triton' needs CUDA tensors (or CPU ones, interpreted), got {device}")
@@ -485,7 +474,7 @@ def correlation(f1: torch.Tensor, f2: torch.Tensor, max_displacement: int, strid
         (B, (2r+1)^2, H, W) in f1's dtype; channel (i+r)*(2r+1) + (j+r) holds the similarity of
         f1[:, :, y, x] and f2[:, :, y + i*stride, x + j*stride], 0 where that leaves the map.
     """
-    backend = _check_args({"f1": f1, "f2": f2}, 4, "(B, C, H, W)", max_displacement, stride, backend)
+    backend = _check_args("correlation", {"f1": f1, "f2": f2}, 4, "(B, C, H, W)", max_displacement, stride, backend)
     return _correlation_op(f1, f2, max_displacement // stride, stride, bool(normalize), backend)
 
 
@@ -502,5 +491,5 @@ def temporal_correlation(x: torch.Tensor, max_displacement: int, stride: int = 1
     Returns:
         (B, (2r+1)^2, T, H, W) in x's dtype, r = max_displacement // stride.
     """
-    backend = _check_args({"x": x}, 5, "(B, C, T, H, W)", max_displacement, stride, backend)
+    backend = _check_args("temporal_correlation", {"x": x}, 5, "(B, C, T, H, W)", max_displacement, stride, backend)
     return _temporal_correlation_op(x, max_displacement // stride, stride, bool(normalize), backend)

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .common import UserError, format_table
+
 __all__ = ["add_train_commands", "cmd_train", "cmd_eval", "cmd_flow", "format_results"]
 
 _OOM_HINT = ("out of GPU memory: lower data.batch_size (raise optim.accum_steps to keep the global batch), "
@@ -32,15 +34,11 @@ def _setup_logging() -> None:
 
 
 def _user_error(message: str) -> Exception:
-    from zoo.cli import UserError
-
     return UserError(message)
 
 
 def format_results(rows: list[dict[str, Any]]) -> str:
     """The final table: one row per trained recipe with its top-1/top-5 and where its files are."""
-    from zoo.cli import format_table
-
     table = []
     for row in rows:
         m = row["metrics"]
@@ -66,8 +64,8 @@ def _compare_overrides(overrides: list[str], main_run_dir: Path, name: str) -> l
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .engine import TrainingInterrupted, train
-    from .recipe import load_recipe, recipe_to_yaml
+    from ..train import TrainingInterrupted, train
+    from ..train.recipe import load_recipe, recipe_to_yaml
 
     _setup_logging()
     recipe = load_recipe(args.recipe, args.overrides)
@@ -85,8 +83,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             if i and _is_main():
                 print(f"\n# companion recipe {recipe.compare[i - 1]} (run folder {item.output_dir})", flush=True)
             result = train(item, resume=args.resume if i == 0 else None)
-            adapter = f" + {item.model.adapter}" if item.model.adapter else ""
-            rows.append({"name": item.name, "model": item.model.name + adapter, "metrics": result.metrics,
+            backbone = item.model.kwargs.get("backbone") if item.model.name == "hcml" else None
+            model = f"hcml({backbone})" if backbone else item.model.name
+            rows.append({"name": item.name, "model": model, "metrics": result.metrics,
                          "wall_time_s": result.wall_time_s, "run_dir": result.run_dir,
                          "checkpoint": result.checkpoint, "plots": result.plots})
     except TrainingInterrupted as e:
@@ -110,8 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .engine import evaluate_checkpoint
-    from .recipe import load_recipe
+    from ..train import evaluate_checkpoint
+    from ..train.recipe import load_recipe
 
     _setup_logging()
     recipe = load_recipe(args.recipe, args.overrides)
@@ -120,8 +119,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except torch.OutOfMemoryError:
         raise _user_error(_OOM_HINT) from None
     if _is_main():
-        from zoo.cli import format_table
-
         rows = [{"metric": k, "value": f"{v:.2f}" if isinstance(v, float) else str(v)} for k, v in metrics.items()]
         print(format_table(rows))
         print(f"\nwritten: {Path(metrics['checkpoint']).parent / 'eval.json'}")
@@ -130,10 +127,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_flow(args: argparse.Namespace) -> int:
     """Build the flow caches of a recipe's stages whose objective reads optical flow (resumable)."""
+    from ..flow.cache import check_flow_cfg, flow_cache_from_cfg
     from ..methods import get_objective_class
-    from ..methods.mscl import check_flow_cfg, flow_cache_from_cfg
-    from .engine import recipe_dataset
-    from .recipe import load_recipe
+    from ..train import recipe_dataset
+    from ..train.recipe import load_recipe
 
     _setup_logging()
     recipe = load_recipe(args.recipe, args.overrides)

@@ -16,9 +16,10 @@ Backends:
   (over key blocks, skipped for a detached queue); neither writes the N x M matrix or uses
   atomics. Runs on CUDA tensors, and on CPU tensors through the Triton interpreter in the
   same process (``triton.runtime.interpreter.InterpretedFunction``).
-- ``'torch'``: the chunked PyTorch path of ``kernels/reference.py`` (rows of queries at a
+- ``'torch'``: the chunked PyTorch path of :mod:`zoo.kernels.reference` (rows of queries at a
   time, backward recomputes the chunks): peak memory O(chunk x M), any device and dtype.
-- ``'auto'``: Triton for CUDA float32/float16/bfloat16 tensors, ``'torch'`` otherwise.
+- ``'auto'``: Triton for CUDA float32/float16/bfloat16 tensors, ``'torch'`` otherwise (and always
+  without Triton installed, where ``'triton'`` raises: see :mod:`zoo.kernels._triton`).
 
 Both sit behind the custom ops ``zoo::info_nce_forward`` / ``zoo::info_nce_backward``
 (``torch.library``, with fake implementations and autograd): ``torch.compile(fullgraph=True)``
@@ -32,14 +33,14 @@ gradient. Targets are range-checked when the op runs (one host sync on CUDA).
 Interpreting a kernel makes Triton add its interpreter's names to this module's namespace
 (as it does under TRITON_INTERPRET=1); nothing of ours is overwritten.
 """
+from __future__ import annotations
+
 import functools
 import math
 
 import torch
-import triton
-import triton.language as tl
-from triton.runtime.interpreter import InterpretedFunction
 
+from ._triton import check_backend, interpreted, is_interpreted, jit, resolve_backend, tl, triton
 from .reference import (
     info_nce_accumulation_dtype,
     info_nce_chunked_backward,
@@ -55,7 +56,6 @@ LOG2E = math.log2(math.e)
 LN2 = math.log(2.0)
 
 _REDUCTIONS = ("mean", "sum", "none")
-_BACKENDS = ("auto", "triton", "torch")
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -69,17 +69,17 @@ _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # ---------------------------------------------------------------------------------------
 
 
-@triton.jit
+@jit
 def _add(a, b):
     return a + b
 
 
-@triton.jit
+@jit
 def _maximum(a, b):
     return tl.maximum(a, b)
 
 
-@triton.jit
+@jit
 def _info_nce_fwd_kernel(
     Q, KEYS, INV_Q, INV_K, TARGET, MAX_OUT, SUM_OUT, POS_OUT,
     N, M, K, split_size, scale,
@@ -135,7 +135,7 @@ def _info_nce_fwd_kernel(
     tl.store(POS_OUT + out, pos_i, mask=row_ok)
 
 
-@triton.jit
+@jit
 def _info_nce_bwd_dq_kernel(
     Q, KEYS, INV_Q, INV_K, TARGET, LSE2, GRAD, DQ,
     N, M, K, split_size, scale,
@@ -194,7 +194,7 @@ def _info_nce_bwd_dq_kernel(
     tl.store(DQ + out, acc, mask=row_ok[:, None] & (out_dims < K)[None, :])
 
 
-@triton.jit
+@jit
 def _info_nce_bwd_dk_kernel(
     Q, KEYS, INV_Q, INV_K, TARGET, LSE2, GRAD, DK,
     N, M, K, scale,
@@ -257,18 +257,15 @@ def _info_nce_bwd_dk_kernel(
 # 16-bit inputs; float32 at K = 256 fits only the single-stage and 32-wide ones (compiled for
 # sm_90 ahead of time: fp32 64x64 K-tile 256 needs 384 KiB at 3 stages). Configurations that
 # do not fit fail to load and are skipped by the autotuner.
-_CUDA_CONFIGS = [
-    triton.Config({"BLOCK_N": bn, "BLOCK_M": bm}, num_warps=warps, num_stages=stages)
-    for bn, bm, warps, stages in [
-        (64, 64, 4, 3),
-        (64, 128, 4, 3),
-        (128, 64, 8, 3),
-        (128, 128, 8, 2),
-        (64, 64, 8, 2),
-        (64, 64, 4, 1),
-        (32, 64, 4, 2),
-        (32, 32, 4, 2),
-    ]
+_CUDA_TILES = [  # (BLOCK_N, BLOCK_M, num_warps, num_stages)
+    (64, 64, 4, 3),
+    (64, 128, 4, 3),
+    (128, 64, 8, 3),
+    (128, 128, 8, 2),
+    (64, 64, 8, 2),
+    (64, 64, 4, 1),
+    (32, 64, 4, 2),
+    (32, 32, 4, 2),
 ]
 _CUDA_MAX_BLOCK_K = 256
 _CUDA_SPLIT_BLOCK_N = 64  # query rows per program assumed when choosing the key splits
@@ -279,21 +276,24 @@ _INTERPRET_MAX_BLOCK_K = 32
 _INTERPRET_PROGRAMS = 4  # split the keys until about this many programs, as on a GPU
 
 
-def _interpreted(kernel):
-    """The same kernel run by the Triton interpreter, whatever TRITON_INTERPRET said at import."""
-    return kernel if isinstance(kernel, InterpretedFunction) else InterpretedFunction(kernel.fn)
+_INTERPRET_ALL = is_interpreted(_info_nce_fwd_kernel)  # TRITON_INTERPRET=1 at import
 
 
-_INTERPRET_ALL = isinstance(_info_nce_fwd_kernel, InterpretedFunction)  # TRITON_INTERPRET=1 at import
-_KERNELS = {
-    name: (triton.autotune(_CUDA_CONFIGS, key=["N", "M", "BLOCK_K", "NORMALIZE", "PRECISION"])(kernel),
-           _interpreted(kernel))
-    for name, kernel in [
-        ("fwd", _info_nce_fwd_kernel),
-        ("dq", _info_nce_bwd_dq_kernel),
-        ("dk", _info_nce_bwd_dk_kernel),
-    ]
-}
+@functools.cache
+def _kernels() -> dict:
+    """name -> (autotuned kernel for CUDA, the same kernel under the interpreter); built on first use,
+    so that this module imports without Triton."""
+    configs = [triton.Config({"BLOCK_N": bn, "BLOCK_M": bm}, num_warps=warps, num_stages=stages)
+               for bn, bm, warps, stages in _CUDA_TILES]
+    return {
+        name: (triton.autotune(configs, key=["N", "M", "BLOCK_K", "NORMALIZE", "PRECISION"])(kernel),
+               interpreted(kernel))
+        for name, kernel in [
+            ("fwd", _info_nce_fwd_kernel),
+            ("dq", _info_nce_bwd_dq_kernel),
+            ("dk", _info_nce_bwd_dk_kernel),
+        ]
+    }
 
 
 @functools.lru_cache
@@ -326,9 +326,9 @@ class _Launch:
 
     def __call__(self, name: str, grid, *args, **consts) -> None:
         """Run kernel `name` on grid(meta) with the call's constants."""
-        tuned, interpreted = _KERNELS[name]
+        tuned, interpreted_kernel = _kernels()[name]
         if self.interpret:
-            interpreted[grid(_INTERPRET_META)](*args, **consts, **self.consts, **_INTERPRET_META)
+            interpreted_kernel[grid(_INTERPRET_META)](*args, **consts, **self.consts, **_INTERPRET_META)
         else:
             with torch.cuda.device(self.device):
                 tuned[grid](*args, **consts, **self.consts)
@@ -527,8 +527,7 @@ def _validate(query, keys, target, temperature, reduction: str, backend: str) ->
         raise ValueError(f"info_nce: temperature must be a finite float > 0, got {temperature}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"info_nce: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if backend not in _BACKENDS:
-        raise ValueError(f"info_nce: backend must be one of {_BACKENDS}, got {backend!r}")
+    check_backend(backend, "info_nce")
     if backend == "triton" and query.dtype not in _TRITON_DTYPES:
         raise ValueError(f"info_nce: backend='triton' takes float32, float16 or bfloat16, got {query.dtype}")
 
@@ -574,8 +573,7 @@ def info_nce(
             does not fit; target values are checked when the op runs (one sync on CUDA).
     """
     _validate(query, keys, target, temperature, reduction, backend)
-    if backend == "auto":
-        backend = "triton" if query.is_cuda and query.dtype in _TRITON_DTYPES else "torch"
+    backend = resolve_backend(backend, query.device, "info_nce", triton_ok=query.dtype in _TRITON_DTYPES)
     loss, _, correct = _info_nce_forward(query, keys, target, float(temperature), normalize, backend)
     loss = info_nce_reduce(loss, reduction)
     if return_accuracy:

@@ -12,16 +12,20 @@ from collections.abc import Sequence
 
 import torch
 
+from .common import UserError, format_table
+
+__all__ = ["main", "build_parser", "UserError", "format_table"]
+
 
 def _model_rows(filter: str, with_flops: bool) -> list[dict[str, str]]:
-    import zoo
-    from zoo._registry import get_arch_pretrained_cfgs
-    from zoo.utils import count_flops, count_params
+    from .._factory import create_model
+    from .._registry import get_arch_pretrained_cfgs, list_models
+    from ..utils import count_flops, count_params
 
     rows = []
-    for name in zoo.list_models(filter or ""):
+    for name in list_models(filter or ""):
         with torch.device("meta"):  # shapes only: no memory, no compute
-            model = zoo.create_model(name)
+            model = create_model(name)
         cfg = model.pretrained_cfg
         row = {
             "model": name,
@@ -36,17 +40,6 @@ def _model_rows(filter: str, with_flops: bool) -> list[dict[str, str]]:
     return rows
 
 
-def format_table(rows: list[dict[str, str]]) -> str:
-    """A plain-text table of ``rows`` (dicts with the same keys)."""
-    if not rows:
-        return "(no rows)"
-    keys = list(rows[0])
-    widths = {k: max(len(k), *(len(r[k]) for r in rows)) for k in keys}
-    lines = ["  ".join(k.ljust(widths[k]) for k in keys), "  ".join("-" * widths[k] for k in keys)]
-    lines += ["  ".join(r[k].ljust(widths[k]) for k in keys) for r in rows]
-    return "\n".join(lines)
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     rows = _model_rows(args.filter, with_flops=not args.no_flops)
     if not rows:
@@ -55,10 +48,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not args.no_flops:
         print("\nGFLOPs are multiply-adds per clip at the model's default input, as video papers count them.")
     return 0
-
-
-class UserError(Exception):
-    """An error the user can fix; printed as one line without a traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flops", action="store_true", help="skip the FLOPs column")
     p.set_defaults(func=cmd_models)
 
-    from zoo.data.check import add_subparser as add_data_commands
-    from zoo.train.cli import add_train_commands
+    from ..data.check import add_subparser as add_data_commands
+    from .train import add_train_commands
 
     add_train_commands(sub)
     add_data_commands(sub)
@@ -93,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from zoo._hub import export_checkpoint
+    from .._export import export_checkpoint
 
     result = export_checkpoint(args.checkpoint, args.out_dir, card=args.card)
     print(f"wrote {result.folder}: {', '.join(sorted(str(f) for f in result.files))}")
@@ -102,7 +91,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from zoo._hub import push_folder
+    from .._export import push_folder
 
     commit = push_folder(args.out_dir, args.repo_id, private=args.private, revision=args.revision,
                          commit_message=args.message)
@@ -123,11 +112,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"zoo {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    # As `python -m zoo.cli` (torchrun -m zoo.cli ...) this file runs as `__main__`, a second copy of the
-    # module: call the real `zoo.cli`, whose UserError the sub-commands raise (else they end in a traceback).
-    from zoo.cli import main as _main
-
-    sys.exit(_main())

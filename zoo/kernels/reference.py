@@ -1,13 +1,13 @@
 """Pure-PyTorch references for the kernels: the CPU path and the oracle of the tests.
 
-Each section belongs to one op; shapes and semantics are those of ``../shared/KERNELS.md``.
+Each section belongs to one op; shapes and semantics are those of the :mod:`zoo.kernels` docstring.
 """
 import torch
 
 # ---------------------------------------------------------------------------------------
 # Correlation (cost volume)
 # ---------------------------------------------------------------------------------------
-# Layout (KERNELS.md): f1, f2 (B, C, H, W) -> (B, D, H, W), D = (2r+1)^2, r = max_displacement // stride,
+# Layout (zoo.kernels docstring): f1, f2 (B, C, H, W) -> (B, D, H, W), D = (2r+1)^2, r = max_displacement // stride,
 # channel (i+r)*(2r+1) + (j+r) holding sim(f1(y, x), f2(y + i*stride, x + j*stride)), 0 outside the map.
 # Internally every feature map is (B, C, T, H, W) (T = 1 for the spatial op) and a list of frame pairs
 # (t-slice of the output, t-slice of f1, t-slice of f2) says which frames meet, so the temporal op pairs

@@ -1,0 +1,107 @@
+"""The MoCo pieces MSCL and MCL share: momentum encoders, the key queue, the projection head, and which
+of the model's parameters a self-supervised objective trains and how it pools features.
+
+The momentum follows the official MSCL code (:func:`cosine_momentum`); the queue is MoCo's ring
+buffer of L2-normalised keys, its keys gathered from every process under DDP.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..utils.distributed import gather_with_grad
+
+__all__ = [
+    "cosine_momentum",
+    "momentum_update",
+    "momentum_copy",
+    "MomentumQueue",
+    "ProjectionMLP",
+    "trainable_model_parameters",
+    "pooled_features",
+]
+
+
+def cosine_momentum(step: int, total_steps: int, base: float = 0.994) -> float:
+    """The official MSCL momentum after ``step`` of ``total_steps``: ``1 - (1 - base)(cos(pi s / S) + 1) / 2``."""
+    progress = min(max(step / max(total_steps, 1), 0.0), 1.0)
+    return 1.0 - 0.5 * (1.0 - base) * (math.cos(math.pi * progress) + 1.0)
+
+
+@torch.no_grad()
+def momentum_update(online: nn.Module, target: nn.Module, momentum: float) -> None:
+    """``target <- momentum * target + (1 - momentum) * online``, parameter by parameter (buffers untouched)."""
+    for p_online, p_target in zip(online.parameters(), target.parameters()):
+        p_target.mul_(momentum).add_(p_online.detach(), alpha=1.0 - momentum)
+
+
+def momentum_copy(module: nn.Module) -> nn.Module:
+    """A frozen copy of ``module`` to serve as its momentum (key) encoder."""
+    copied = copy.deepcopy(module)
+    for p in copied.parameters():
+        p.requires_grad_(False)
+    return copied
+
+
+class MomentumQueue(nn.Module):
+    """A MoCo queue: the latest ``size`` L2-normalised keys of dimension ``dim``, a ring buffer.
+
+    It starts with random unit vectors (as MoCo's does). :meth:`push` writes keys (gathered from
+    every process under DDP) after the newest ones, overwriting the oldest.
+    """
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        if size < 1 or dim < 1:
+            raise ValueError(f"queue size and dim must be >= 1, got {size}, {dim}")
+        self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+
+    @property
+    def size(self) -> int:
+        return self.keys.shape[0]
+
+    @torch.no_grad()
+    def push(self, keys: torch.Tensor) -> None:
+        """Enqueue ``(N, dim)`` keys (normalised here)."""
+        keys = F.normalize(gather_with_grad(keys.detach()).float(), dim=1)[-self.size:]
+        slots = (self.pointer + torch.arange(keys.shape[0], device=keys.device)) % self.size
+        self.keys.index_copy_(0, slots, keys.to(self.keys.dtype))
+        self.pointer.copy_((self.pointer + keys.shape[0]) % self.size)
+
+    def with_batch(self, batch_keys: torch.Tensor) -> torch.Tensor:
+        """``cat([batch_keys, queue])``: the keys of a query whose positive is ``batch_keys[i]`` (target ``i``)."""
+        return torch.cat([batch_keys.detach(), self.keys.to(batch_keys.dtype)])
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, dim={self.keys.shape[1]}"
+
+
+class ProjectionMLP(nn.Sequential):
+    """MoCo v2's projection: ``Linear(d, d) - ReLU - Linear(d, out)``."""
+
+    def __init__(self, in_features: int, out_features: int = 128):
+        super().__init__(nn.Linear(in_features, in_features), nn.ReLU(inplace=True),
+                         nn.Linear(in_features, out_features))
+
+
+def trainable_model_parameters(model: nn.Module) -> Iterator[nn.Parameter]:
+    """The model's parameters that self-supervised objectives train: all but the classifier (never used) and
+    an HCML side branch."""
+    head = getattr(model, "get_classifier", lambda: None)()
+    skip = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+    for name, p in model.named_parameters():
+        if id(p) not in skip and not name.startswith("hcml."):
+            yield p
+
+
+def pooled_features(model: nn.Module, feature_map: torch.Tensor) -> torch.Tensor:
+    """The model's pooled ``(B, C)`` features of a ``(B, C, T, H, W)`` map (its head, before the classifier)."""
+    if hasattr(model, "forward_head"):
+        return model.forward_head(feature_map, pre_logits=True)
+    return feature_map.mean(dim=(2, 3, 4))
