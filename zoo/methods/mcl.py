@@ -372,14 +372,14 @@ class MCLObjective(Objective):
         if temperature <= 0 or temperature_intra <= 0 or not 0 <= momentum <= 1 or mal_slots < 1:
             raise ValueError(f"need temperatures > 0, momentum in [0, 1], mal_slots >= 1; got {temperature}, "
                              f"{temperature_intra}, {momentum}, {mal_slots}")
-        self.inter_head = ProjectionMLP(model.num_features, dim)
-        self.intra_head = ProjectionMLP(model.num_features, dim)
+        self.inter_head = ProjectionMLP(model.head_hidden_size, dim)
+        self.intra_head = ProjectionMLP(model.head_hidden_size, dim)
         self.key_model = momentum_copy(model)
         self.key_inter = momentum_copy(self.inter_head)
         self.key_intra = momentum_copy(self.intra_head)
         self.order_loss = bool(order_loss)
         if self.order_loss:
-            self.order_head = ProjectionMLP(model.num_features, dim)
+            self.order_head = ProjectionMLP(model.head_hidden_size, dim)
             self.key_order = momentum_copy(self.order_head)
             self.order_classifier = nn.Linear(3 * dim, 2)  # the official Classfier_Head on [q, k_2, k_3]
         self.shuffle_bn = bool(shuffle_bn)

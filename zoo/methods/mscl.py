@@ -235,8 +235,8 @@ class MSCLObjective(Objective):
         if not feature_info or not -len(feature_info) <= lmcl_level < len(feature_info):
             raise ValueError(f"lmcl_level {lmcl_level} is not a feature_info level of {type(model).__name__}")
         self.flow_model = create_model(flow_model, num_classes=0, in_chans=2)
-        self.rgb_proj = ProjectionMLP(model.num_features, dim)
-        self.flow_proj = ProjectionMLP(self.flow_model.num_features, dim)
+        self.rgb_proj = ProjectionMLP(model.head_hidden_size, dim)
+        self.flow_proj = ProjectionMLP(self.flow_model.head_hidden_size, dim)
         rgb_channels = feature_info[lmcl_level]["num_chs"]
         self.rgb_local = nn.Sequential(nn.Conv1d(rgb_channels, 128, 1), nn.ReLU(inplace=True), nn.Conv1d(128, 128, 1))
         self.flow_local = nn.Conv1d(self.flow_model.num_features, 128, 1)
