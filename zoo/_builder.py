@@ -16,7 +16,7 @@ from torch import nn
 
 from ._features import FeatureListNet
 from ._helpers import load_state_dict_file
-from ._hub import download_cfg_weights, download_url_weights
+from ._hub import download_cfg_weights, download_url_weights, load_weights_file
 from ._pretrained import PretrainedCfg
 from ._registry import get_arch_pretrained_cfgs, get_pretrained_cfg, split_model_name_tag
 
@@ -77,10 +77,10 @@ def load_pretrained(
     if state_dict is None:
         if pretrained_cfg.state_dict is not None:
             state_dict = dict(pretrained_cfg.state_dict)
-        elif pretrained_cfg.file:
-            state_dict = load_state_dict_file(pretrained_cfg.file, pretrained_cfg.sha256)
+        elif pretrained_cfg.file:  # a Hub-cache file (hf-hub:) that fails its sha256 check leaves the cache
+            state_dict = load_weights_file(pretrained_cfg.file, pretrained_cfg.sha256)
         elif pretrained_cfg.hf_hub_id:
-            state_dict = load_state_dict_file(*download_cfg_weights(pretrained_cfg))
+            state_dict = load_weights_file(*download_cfg_weights(pretrained_cfg))
         elif pretrained_cfg.url:
             state_dict = download_url_weights(pretrained_cfg)
         else:
@@ -157,7 +157,8 @@ def build_model_with_cfg(
             raise ValueError(
                 f"pretrained=True but {variant!r} has no weights. "
                 + (f"Pretrained names: {', '.join(tags)}." if tags else "No pretrained tags are registered for it.")
-                + " Or pass pretrained_cfg_overlay=dict(file=PATH)."
+                + " Or pass pretrained_cfg_overlay=dict(file=PATH) (from the command line or a recipe: "
+                "model.pretrained=false model.checkpoint=PATH)."
             )
         load_pretrained(
             model,

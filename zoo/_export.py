@@ -9,6 +9,10 @@ A Hub repo of the zoo holds what :func:`save_for_hub` writes:
 - ``recipe.yaml``: the recipe the weights were trained with;
 - ``README.md``: the model card, generated from the weights card.
 
+A pretrained tag exports the same way (:func:`export_tag`, ``zoo export TAG OUT_DIR``): the weights of
+``create_model(TAG, pretrained=True)`` (torchvision's or pytorchvideo's file, converted unchanged) with the
+tag's cfg (source, metrics, eval transform) and its weights card rendered into the model card.
+
 Loading such a folder or repo back (``local-dir:``, ``hf-hub:``) is :mod:`zoo._hub`'s.
 """
 from __future__ import annotations
@@ -24,8 +28,9 @@ import torch
 import yaml
 from torch import nn
 
-from ._cards import WeightsCard, get_weights_card
+from ._cards import WeightsCard, get_weights_card, list_weights_cards
 from ._checkpoint import build_model_from_checkpoint, check_checkpoint
+from ._factory import create_model
 from ._helpers import sha256_file
 from ._hub import CONFIG_CFG_FIELDS, CONFIG_NAME, PICKLE_SUFFIXES, README_NAME, RECIPE_NAME, WEIGHTS_NAME, read_config
 from ._pretrained import PretrainedCfg
@@ -35,6 +40,7 @@ __all__ = [
     "ExportResult",
     "save_for_hub",
     "export_checkpoint",
+    "export_tag",
     "generate_model_card",
     "push_folder",
     "push_to_hub",
@@ -96,6 +102,12 @@ def _export_cfg(
     fields, and a card's fields win (its classes and label names must agree with the model's).
     """
     base = getattr(model, "pretrained_cfg", None)
+    if card is not None and card.external:  # a tag's weights, unchanged: their provenance is the tag's
+        if not isinstance(base, PretrainedCfg) or (base.architecture, base.tag) != (card.architecture, card.tag):
+            raise ValueError(f"weights card {card.name} describes the weights of create_model({card.name!r}, "
+                             "pretrained=True); this model was not built from them")
+        _check_equal("the number of classes", model.num_classes, card.num_classes, card)
+        return dataclasses.replace(base, file=None, state_dict=None, hf_hub_revision=None, sha256=None).merged(overlay)
     cfg = copy.copy(base) if isinstance(base, PretrainedCfg) else PretrainedCfg()
     cfg = dataclasses.replace(
         cfg, tag="", file=None, state_dict=None, hf_hub_id=None, hf_hub_revision=None, sha256=None, url=None,
@@ -178,7 +190,7 @@ def save_for_hub(
     model_args = _deployed_model_args(deployed, model_args)
     if card is not None:
         _check_equal("model_args", model_args, card.model_args, card)
-    if repo_id is not None and card is not None and repo_id != card.hf_hub_id:
+    if repo_id is not None and card is not None and not card.external and repo_id != card.hf_hub_id:
         raise ValueError(f"weights card {card.name} names hf_hub_id {card.hf_hub_id!r}, not {repo_id!r}")
 
     from safetensors.torch import save_file
@@ -190,13 +202,15 @@ def save_for_hub(
     state_dict = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in deployed.state_dict().items()}
     save_file(state_dict, str(weights_path), metadata={"format": "pt"})
     sha256, size = sha256_file(weights_path), weights_path.stat().st_size
-    if card is not None and (card.sha256, card.size) != (sha256, size):
+    if card is not None and not card.external and (card.sha256, card.size) != (sha256, size):
         raise ValueError(
             f"weights card {card.name} ({card.source}) says sha256 {card.sha256} and size {card.size}, but the "
             f"exported {weights_path} has sha256 {sha256} and size {size}: export the checkpoint the card "
             "describes, or update the card's sha256 and size"
         )
     cfg.hf_hub_filename, cfg.sha256 = WEIGHTS_NAME, sha256
+    if card is not None and card.external:  # the Hub repo of the conversion (none for a local export)
+        cfg.hf_hub_id = repo_id
 
     config: dict[str, Any] = {"architecture": cfg.architecture, "num_classes": cfg.num_classes}
     if getattr(model, "num_features", None) is not None:
@@ -249,6 +263,24 @@ def export_checkpoint(
     )
 
 
+def export_tag(name: str, out_dir: str | Path, repo_id: str | None = None, model: nn.Module | None = None
+               ) -> ExportResult:
+    """Export the weights of a pretrained tag to a Hub folder (``zoo export TAG OUT_DIR``).
+
+    The model is ``create_model(name, pretrained=True)`` (torchvision's or pytorchvideo's file comes through
+    torch.hub's cache), or ``model`` when given (built that way already). Its weights card, when the tag has
+    one, goes into the model card; ``repo_id`` is the Hub repo the folder is for (``config.json``'s
+    ``hf_hub_id`` and the model card's usage).
+    """
+    if "." not in name:
+        raise ValueError(f"expected a pretrained tag 'arch.tag', got {name!r} (zoo models --pretrained lists them)")
+    card = get_weights_card(name) if name in list_weights_cards() else None
+    if model is None:
+        model = create_model(name, pretrained=True)
+    model_args = dict(card.model_args) if card is not None else dict(getattr(model, "model_args", {}))
+    return save_for_hub(model, out_dir, card=card, model_args=model_args, repo_id=repo_id)
+
+
 # --------------------------------------------------------------------------------------- model card
 
 
@@ -288,9 +320,39 @@ def _metrics_table(card: WeightsCard) -> str:
     header = ["views (clips x crops)", "frames", "resolution", *names]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in card.metrics:
-        values = [f"{r.values[m]:.2f}" if m in r.values else "-" for m in names]
-        lines.append("| " + " | ".join([r.views, str(r.frames), f"{r.resolution} px", *values]) + " |")
+        as_stated = "g" if card.external else ".2f"  # a source's figures as it states them
+        values = [f"{r.values[m]:{as_stated}}" if m in r.values else "-" for m in names]
+        frames = str(r.frames) + (f" at {r.frame_rate:g} fps" if r.frame_rate else "")
+        frames += f", every {r.frame_stride}" if r.frame_stride and r.frame_stride > 1 else ""
+        lines.append("| " + " | ".join([r.views, frames, f"{r.resolution} px", *values]) + " |")
     return "\n".join(lines)
+
+
+def _resize_text(resize: Any) -> str:
+    if not resize:
+        return ""
+    if isinstance(resize, int):
+        return f", eval resize: short side to {resize} px"
+    return f", eval resize: to {resize[0]}x{resize[1]} px"
+
+
+def _source_lines(card: WeightsCard) -> list[str]:
+    """The model card's account of external weights: who publishes them, the file, its hash, the conversion."""
+    name = f" (`{card.provider_weights}`)" if card.provider_weights else ""
+    if card.hash_prefix:
+        hashed = (f"{card.provider} publishes the sha256 prefix `{card.hash_prefix}` (in the file name); the "
+                  "zoo checks it on download.")
+    else:
+        hashed = (f"{card.provider} publishes no hash for this file: the zoo records its sha256 beside the cached "
+                  "file on first use and checks it on every later load.")
+    return [
+        f"- **Published by:** {card.provider}{name}",
+        f"- **Original file:** {card.url}",
+        f"- **Hash:** {hashed}",
+        f"- **Conversion:** the original state dict loaded unchanged into motion-zoo's `{card.architecture}` "
+        f"(`create_model(\"{card.name}\", pretrained=True)`), saved as safetensors; the metrics below are "
+        f"{card.provider}'s, not re-measured.",
+    ]
 
 
 def generate_model_card(
@@ -321,6 +383,7 @@ def generate_model_card(
     lines.append(
         f"- **Input:** (C, T, H, W) = ({c}, {t}, {h}, {w}), frame stride {cfg['frame_stride']}, "
         f"mean {list(cfg['mean'])}, std {list(cfg['std'])} on [0, 1] pixels, test crop fraction {cfg['crop_pct']}"
+        + _resize_text(cfg.get("resize_size"))
     )
     size_text = f", {size:,} bytes" if size is not None else ""
     lines.append(f"- **Weights:** `{WEIGHTS_NAME}` (safetensors), sha256 `{cfg['sha256']}`{size_text}")
@@ -329,6 +392,10 @@ def generate_model_card(
     for key, label in (("paper", "Paper"), ("license", "License")):
         if cfg.get(key):
             lines.append(f"- **{label}:** {cfg[key]}")
+    if card is not None and card.external:
+        lines += ["", "## Source", "", *_source_lines(card)]
+    if card is not None and card.intended_use:
+        lines += ["", "## Intended use", "", card.intended_use]
 
     source = f"hf-hub:{repo_id}" if repo_id else "local-dir:PATH/TO/THIS/FOLDER"
     lines += [
@@ -350,8 +417,9 @@ def generate_model_card(
         "std = torch.tensor(cfg.std).view(1, -1, 1, 1, 1)",
         "with torch.no_grad():",
         "    probs = model((clip - mean) / std).softmax(-1)",
-        "top5 = probs.topk(5)",
-        "print([(cfg.label_names[i], round(p, 3)) for p, i in zip(top5.values[0].tolist(), top5.indices[0].tolist())])",
+        "top = probs.topk(min(5, probs.shape[-1]))  # at most 5, and no more than the classes",
+        "names = cfg.label_names or [str(i) for i in range(probs.shape[-1])]",
+        "print([(names[i], round(p, 3)) for p, i in zip(top.values[0].tolist(), top.indices[0].tolist())])",
         "```",
         "",
         "For fine-tuning, `num_classes=N` re-initialises the classifier.",
@@ -362,11 +430,14 @@ def generate_model_card(
     if recipe_text is not None:
         origin = f" (`{cfg['recipe']}` in motion-zoo)" if cfg.get("recipe") else ""
         lines += [f"`{RECIPE_NAME}`{origin}:", "", "```yaml", recipe_text.rstrip("\n"), "```"]
+    elif str(cfg.get("recipe") or "").startswith(("http://", "https://")):
+        lines.append(f"The source's recipe: {cfg['recipe']}")
     else:
         lines.append(f"`{cfg['recipe']}` in motion-zoo." if cfg.get("recipe") else "Not recorded.")
     lines += ["", "## Results", ""]
     if card is not None:
-        lines += [f"On {card.dataset} ({card.split}), in percent:", "", _metrics_table(card)]
+        stated = f", as {card.provider} states them" if card.external else ""
+        lines += [f"On {card.dataset} ({card.split}), in percent{stated}:", "", _metrics_table(card)]
     else:
         lines.append("Not evaluated (exported without a weights card).")
     lines += ["", "## Citation", ""]

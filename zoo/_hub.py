@@ -3,7 +3,9 @@
 - Hub files go through ``huggingface_hub.hf_hub_download`` and its cache (``HF_HOME``,
   ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``). Weights are safetensors; a pickle (``pytorch_model.bin``)
   is read only by ``torch.load(weights_only=True)``, which refuses anything but tensors and plain
-  containers. A weights card's (or ``config.json``'s) sha256 is checked before the file is read.
+  containers. A weights card's (or ``config.json``'s) sha256 is checked before the file is read
+  (:func:`load_weights_file`); a cached file that fails it is removed from the cache (its blob and
+  snapshot link), so that a retry downloads it afresh instead of failing the same way.
 - External weights (torchvision's and pytorchvideo's files, a cfg's ``url``) go through torch.hub's
   cache, ``$TORCH_HOME/hub/checkpoints/<the URL's file name>``, so a file a user already downloaded
   with torchvision is reused, never copied. A download shows progress, lands under a temporary name
@@ -18,6 +20,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -39,7 +42,9 @@ __all__ = [
     "WeightsUnavailableError",
     "split_hub_id",
     "hub_download",
+    "endpoint_reachable",
     "download_cfg_weights",
+    "load_weights_file",
     "url_cache_path",
     "download_url_weights",
     "read_config",
@@ -78,6 +83,22 @@ def split_hub_id(hub_id: str) -> tuple[str, str | None]:
     return repo_id, revision or None
 
 
+_REACHABLE: dict[str, bool] = {}
+
+
+def endpoint_reachable(endpoint: str, timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to ``endpoint``'s host opens within ``timeout_s`` (asked once per process)."""
+    if endpoint not in _REACHABLE:
+        parsed = urlparse(endpoint)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+            _REACHABLE[endpoint] = True
+        except OSError:
+            _REACHABLE[endpoint] = False
+    return _REACHABLE[endpoint]
+
+
 def _unavailable_error(repo_id: str, filename: str, revision: str | None) -> HubFileUnavailableError:
     from huggingface_hub import constants
 
@@ -100,11 +121,15 @@ def hub_download(repo_id: str, filename: str, revision: str | None = None) -> st
         HubFileUnavailableError: not cached, and offline or the Hub unreachable (names both ways out).
         FileNotFoundError: the Hub answered that the repo has no such file.
     """
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
 
+    # One short connection attempt first: an unreachable endpoint then costs seconds, not the client's
+    # retries (about 23 s a file); the cache still serves what it holds.
+    local_only = not constants.is_offline_mode() and not endpoint_reachable(constants.ENDPOINT)
     try:
-        return hf_hub_download(repo_id, filename, revision=revision, library_name="motion-zoo")
+        return hf_hub_download(repo_id, filename, revision=revision, library_name="motion-zoo",
+                               local_files_only=local_only)
     except LocalEntryNotFoundError as e:
         raise _unavailable_error(repo_id, filename, revision) from e
     except RemoteEntryNotFoundError as e:
@@ -137,6 +162,48 @@ def download_cfg_weights(cfg: PretrainedCfg) -> tuple[str, str | None]:
             "load the exported folder with create_model('local-dir:DIR')."
         ) from e
     return path, cfg.sha256
+
+
+def _discard_from_hub_cache(path: Path) -> list[Path]:
+    """Remove ``path`` from the Hugging Face cache: the snapshot link and the blob it points to (nothing
+    for a file outside the cache). Returns what was removed."""
+    from huggingface_hub import constants
+
+    cache = Path(constants.HF_HUB_CACHE).absolute()
+    link = Path(os.path.abspath(path))
+    if cache not in link.parents:
+        return []
+    targets = [link]
+    if link.is_symlink() and cache.resolve() in link.resolve().parents:
+        targets.append(link.resolve())  # the blob (a copy instead of a link where symlinks are not supported)
+    removed = []
+    for target in targets:
+        try:
+            target.unlink()
+            removed.append(target)
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # a read-only cache: say so; the sha256 error still stands
+            _logger.warning("could not remove %s from the Hugging Face cache: %s", target, e)
+    return removed
+
+
+def load_weights_file(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """:func:`zoo._helpers.load_state_dict_file` of ``path``, its sha256 checked first (when given). A file of
+    the Hugging Face cache that fails the check is removed from the cache (blob and snapshot link), so that the
+    next load downloads it afresh; the error says so."""
+    path = Path(path)
+    if expected_sha256 and path.is_file():
+        actual = sha256_file(path)
+        if actual.lower() != expected_sha256.lower():
+            removed = _discard_from_hub_cache(path)
+            note = (f" It was removed from the Hugging Face cache ({', '.join(str(p) for p in removed)}): the next "
+                    "load downloads it afresh." if removed else "")
+            raise ValueError(
+                f"sha256 mismatch for {path}: expected {expected_sha256}, got {actual}. "
+                f"The file is corrupt or was replaced; it was not loaded.{note}"
+            )
+    return load_state_dict_file(path)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

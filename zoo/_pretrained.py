@@ -2,13 +2,35 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
+LABEL_SETS = {"kinetics400": "kinetics400_labels.txt"}  # label sets the package ships: name -> file in zoo/
+
+
+@functools.cache
+def label_set(name: str) -> tuple[str, ...]:
+    """The class names of a label set the package ships, index-aligned with the classifiers trained on it.
+
+    ``'kinetics400'``: the 400 Kinetics-400 classes in the standard index (sorted by name), as torchvision's
+    ``torchvision.models._meta._KINETICS400_CATEGORIES`` lists them (copied into ``zoo/kinetics400_labels.txt``,
+    so that no model imports torchvision). torchvision's and pytorchvideo's Kinetics-400 heads both use this order.
+    """
+    if name not in LABEL_SETS:
+        raise ValueError(f"unknown label set {name!r}; the package ships {sorted(LABEL_SETS)}")
+    path = Path(__file__).with_name(LABEL_SETS[name])
+    return tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def kinetics400_label_names() -> tuple[str, ...]:
+    """The 400 Kinetics-400 class names (``label_set('kinetics400')``)."""
+    return label_set("kinetics400")
 
 
 @dataclass

@@ -12,6 +12,12 @@ stage and block builders as its ResNets, so the layout and key names are the sam
 ``model_state`` loads with the classifier moved (``blocks.5.proj`` -> ``head.fc``) and gives
 pytorchvideo's outputs. What is ours is :mod:`zoo.models.pv_resnet`'s (the head's window clipped to the
 map, logits out).
+
+HCML levels (:func:`zoo.adapters.attach_hcml`: level ``l`` is ``feature_info[len - 5 + l]``): the outputs of res2,
+res3, res4 (``blocks.1``, ``blocks.2``, ``blocks.3``), ``(B, 256 | 512 | 1024, T | T/2 | T/4, H/4 | H/8 | H/16,
+W/..)``; the wrapped stage returns ``Z = F + g(P)`` to the next one. Level 3 has T/4 time steps, so with the
+side branch's deltas (1, 2) the HCML objective needs clips of at least 12 frames (``min_train_frames``; the
+adapted model's forward pass, like the plain one's, takes 8: ``min_frames``).
 """
 
 from __future__ import annotations

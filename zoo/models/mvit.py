@@ -30,6 +30,13 @@ Ours:
 - Input size. The position tables (v1's absolute ones, v2's relative ones) are built for one clip size,
   ``16 x 224 x 224`` by default (``temporal_size``, ``spatial_size``): other sizes raise a ValueError
   (torchvision's model fails on them with a reshape error). ``min_frames`` and ``min_size`` are 16 and 224.
+
+HCML levels (:func:`zoo.adapters.attach_hcml`: level ``l`` is ``feature_info[len - 5 + l]``): the maps of stages
+1, 2, 3 (1, 2 and 11 blocks), ``stage_maps.0|1|2``: ``(B, 96 | 192 | 384, 8, 56 | 28 | 14, ..)`` at ``16 x 224 x
+224``, the patch tokens of the stage's last block as a ``(T, H, W)`` grid, the class token left out. The wrapper
+returns ``Z = F + g(P)`` for that map; the next stage's tokens are rebuilt from it, so ``g(P)`` is added to the
+patch tokens of the same ``(t, h, w)`` positions, and the class token passes through unchanged. The positions
+are a fixed grid (the input size is fixed), so the cost volume compares the tokens of neighbouring time steps.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .._builder import build_model_with_cfg
 from .._features import FeatureInfo
-from .._pretrained import video_cfg
+from .._pretrained import kinetics400_label_names, video_cfg
 from .._registry import register_model
 from ..layers import feature_take_indices
 from ._base import VideoClassifierHead, VideoModel, check_video_input
@@ -640,6 +647,7 @@ def _tv_cfg(url: str, top1: float, top5: float, num_params: int, gflops: float, 
         hash_prefix=_hash_prefix(url),
         license="BSD-3-Clause",
         dataset="Kinetics-400",
+        label_names=kinetics400_label_names(),
         metrics=dict(top1=top1, top5=top5, **_TV_DOCS_EVAL),
         num_params=num_params,
         gflops=gflops,

@@ -43,6 +43,12 @@ What is ours:
 - Temporal strides sit on the middle conv (and the shortcut), where ``create_r2plus1d`` and ``create_csn``
   put them; ``create_resnet`` would put them on the first conv, but none of its hub models has any.
 - ``checkpoint_filter_fn`` also accepts PySlowFast's checkpoints of these nets (keys under ``model.``).
+
+HCML levels (:func:`zoo.adapters.attach_hcml`: level ``l`` is ``feature_info[len - 5 + l]``): the outputs of res2,
+res3, res4, ``(B, 256 | 512 | 1024, T_l, H/4 | H/8 | H/16, W/..)``: ``blocks.1``, ``blocks.2``, ``blocks.3`` for
+Slow and R(2+1)D (R(2+1)D-50: T, T, T/2), ``blocks.1``, ``blocks.3``, ``blocks.4`` for C2D and I3D (their
+temporal max-pool ``blocks.2`` sits between res2 and res3: T, T/2, T/2). The wrapped stage returns ``Z = F +
+g(P)`` to the next block.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .._builder import build_model_with_cfg
 from .._features import FeatureInfo
-from .._pretrained import video_cfg
+from .._pretrained import kinetics400_label_names, video_cfg
 from .._registry import register_model
 from ..layers import feature_take_indices
 from ._base import VideoClassifierHead, VideoModel
@@ -463,7 +469,8 @@ def pytorchvideo_cfg(**kwargs: Any):
     """A pytorchvideo model's cfg: its normalisation and eval transform (short side resized to the crop,
     pytorchvideo's hub pages and PySlowFast's 3-crop test), Apache-2.0, Kinetics-400 classes.
 
-    With a ``url``, the notes say that pytorchvideo publishes no hash (``hash_prefix=None``).
+    With a ``url``, the notes say that pytorchvideo publishes no hash (``hash_prefix=None``), and a
+    Kinetics-400 checkpoint (400 classes) gets the Kinetics-400 label names.
     """
     defaults = dict(
         mean=PV_MEAN,
@@ -479,6 +486,8 @@ def pytorchvideo_cfg(**kwargs: Any):
         min_frames=1,
     )
     values = dict(defaults, **kwargs)
+    if values.get("url") and values["dataset"] == "Kinetics-400" and values["num_classes"] == 400:
+        values.setdefault("label_names", kinetics400_label_names())
     if values.get("url") and "notes" not in kwargs:
         values["notes"] = (
             "pytorchvideo's checkpoint (weights under 'model_state'); pytorchvideo publishes no hash for it "

@@ -6,6 +6,11 @@ becomes the linear ``head.fc``) and gives torchvision's outputs. torchvision poo
 ``(2, 7, 7)`` average window (stride 1) and then averages the windows' logits; ours does the same,
 with the window clipped to the map, so that clips smaller than torchvision's minimum
 (``16 x 224 x 224`` gives a ``2 x 7 x 7`` map) still run.
+
+HCML levels (:func:`zoo.adapters.attach_hcml`: level ``l`` is ``feature_info[len - 5 + l]``): the outputs of the
+192-channel separable conv ``features.3`` (res2's place), ``Mixed_3c`` (``features.6``) and ``Mixed_4f``
+(``features.12``): ``(B, 192 | 480 | 832, T/2 | T/2 | T/4, H/4 | H/8 | H/16, W/..)``; the wrapped module returns
+``Z = F + g(P)`` to the next one.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .._builder import build_model_with_cfg
 from .._features import FeatureInfo
-from .._pretrained import KINETICS_MEAN, KINETICS_STD, video_cfg
+from .._pretrained import KINETICS_MEAN, KINETICS_STD, kinetics400_label_names, video_cfg
 from .._registry import register_model
 from ..layers import feature_take_indices
 from ._base import VideoClassifierHead, VideoModel, check_video_input
@@ -221,6 +226,7 @@ default_cfgs = {
         min_size=224,
         min_frames=14,
         num_classes=400,
+        label_names=kinetics400_label_names(),
         first_conv="features.0.0.0",
         classifier="head.fc",
         license="BSD-3-Clause",

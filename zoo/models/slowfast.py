@@ -31,6 +31,17 @@ What is ours:
   channels, temporal reduction 1), or the slow one's before the lateral concatenation
   (``feature_pathway='slow'``: ``blocks.I.multipathway_blocks.0``, 64/256/512/1024/2048 channels,
   temporal reduction alpha).
+
+HCML levels (:func:`zoo.adapters.attach_hcml`: level ``l`` is ``feature_info[len - 5 + l]``): on the fast
+pathway (the default ``feature_pathway``: every frame, the rate motion needs), levels 1, 2, 3 are the fast
+res2, res3, res4 outputs (``blocks.1|2|3.multipathway_blocks.1``), ``(B, 32 | 64 | 128, T, H/4 | H/8 | H/16,
+W/..)``. The fused ``Z = F + g(P)`` replaces the fast map, so both the next fast stage and the lateral
+connection to the slow pathway read it; the slow pathway never feeds the fast one, so a progressive level
+stage trains fast-pathway layers only. The slow pathway fits too (``feature_pathway='slow'``: its res2..res4
+before the lateral concatenation, ``(B, 256 | 512 | 1024, T/alpha, ..)``, tested in
+``tests/test_hcml_families.py``), but its time steps are alpha frames apart, so a motion moves alpha times
+farther between them than the default displacement windows (sized for neighbouring frames) expect: give it
+larger ``max_displacement`` s, and clips of at least ``alpha * (max(deltas) + 1)`` frames.
 """
 
 from __future__ import annotations

@@ -17,6 +17,12 @@ Ours: torchvision passes channels-last ``(B, T, H, W, C)`` tensors between its m
 ``feature_info`` module (the stages ``features.0``, ``.2``, ``.4``, ``.6``) maps a map to a map and can be
 hooked or wrapped like a CNN stage. ``forward_features`` returns the last stage's map after the final
 norm; ``forward_intermediates`` the stages' maps (before it).
+
+HCML levels (:func:`zoo.adapters.attach_hcml`: level ``l`` is ``feature_info[len - 5 + l]``): the outputs of
+stages 1, 2, 3 (``features.0``, ``features.2``, ``features.4``), ``(B, 96 | 192 | 384, T/2, H/4 | H/8 | H/16,
+W/..)``: each stage's tokens as their ``(T, H, W)`` grid (Swin has no class token). The wrapped stage returns
+``Z = F + g(P)``, so ``g(P)`` is added to the tokens of the same positions before the patch merging that
+follows. The patch embedding pads T to a whole patch (``ceil(T / 2)`` time steps).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .._builder import build_model_with_cfg
 from .._features import FeatureInfo
-from .._pretrained import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, video_cfg
+from .._pretrained import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, kinetics400_label_names, video_cfg
 from .._registry import register_model
 from ..layers import feature_take_indices
 from ._base import VideoClassifierHead, VideoModel
@@ -464,6 +470,7 @@ def _tv_cfg(url: str, top1: float, top5: float, num_params: int, gflops: float, 
         license="BSD-3-Clause",
         recipe=_RECIPE,
         dataset="Kinetics-400",
+        label_names=kinetics400_label_names(),
         metrics=dict(top1=top1, top5=top5, **_TV_DOCS_EVAL),
         num_params=num_params,
         gflops=gflops,

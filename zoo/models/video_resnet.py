@@ -49,7 +49,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .._builder import build_model_with_cfg
 from .._features import FeatureInfo
-from .._pretrained import KINETICS_MEAN, KINETICS_STD, video_cfg
+from .._pretrained import KINETICS_MEAN, KINETICS_STD, kinetics400_label_names, video_cfg
 from .._registry import register_model
 from ..layers import Conv2Plus1D, Conv3DNoTemporal, Conv3DSimple, feature_take_indices, inflate_state_dict
 from ..layers.inflate import INFLATION_MODES
@@ -438,6 +438,7 @@ def _tv_k400_cfg(url: str, top1: float, top5: float, num_params: int, gflops: fl
     return _tv_cfg(
         url=url, hash_prefix=url.rsplit("-", 1)[-1].split(".")[0], resize_size=(128, 171), min_size=1, min_frames=1,
         license="BSD-3-Clause", dataset="Kinetics-400", num_params=num_params, gflops=gflops,
+        label_names=kinetics400_label_names(),
         metrics={"top1": top1, "top5": top5, "views": "5x1", "clip_len": 16, "frame_rate": 15, "clips_per_video": 5},
         notes="torchvision's weights; ported unchanged (a torchvision state dict loads into this architecture).",
         **kwargs,

@@ -35,6 +35,11 @@ What is ours:
   returns logits; where pytorchvideo's map has one window, its output is ``softmax(ours)``.
 - ``num_features`` is 432 (``conv_5``'s width, the map of ``forward_features``); ``head_hidden_size``
   is 2048 (``lin_5``'s width, ``forward_head(x, pre_logits=True)``), timm's MobileNetV3 convention.
+
+HCML levels (:func:`zoo.adapters.attach_hcml`: level ``l`` is ``feature_info[len - 5 + l]``): levels 1, 2, 3 are
+the outputs of res2, res3, res4 (``blocks.1``, ``blocks.2``, ``blocks.3``), ``(B, 24 | 48 | 96, T, H/4 | H/8 |
+H/16, W/..)`` (X3D has no temporal stride: every level keeps all T frames). The wrapped stage returns ``Z = F +
+g(P)`` in place of ``F``, so the next stage (and ``conv_5`` after res5) reads the fused map.
 """
 
 from __future__ import annotations
