@@ -51,7 +51,7 @@ def check_item(ds, index=0, views=None):
 
 
 def test_list_datasets_and_unknown_kind():
-    assert list_datasets() == ["csv", "folder", "kinetics", "moving_digits", "ssv1", "ssv2", "ucf101"]
+    assert list_datasets() == ["csv", "folder", "kinetics", "moving_digits", "ssv1", "ssv2", "ucf101", "webdataset"]
     with pytest.raises(ValueError, match="unknown dataset kind 'hmdb'.*ucf101"):
         create_dataset("hmdb", "/nowhere")
 

@@ -1,4 +1,5 @@
-"""Video data: readers (decord, PyAV, frame folders), datasets, clip sampling, transforms, Moving-Digits.
+"""Video data: readers (decord, PyAV, torchcodec, frame folders), datasets, WebDataset shards and streams, clip
+sampling, transforms, Moving-Digits.
 
 >>> from zoo.data import create_dataset, video_collate
 >>> train_set = create_dataset('moving_digits', split='train', num_frames=16, frame_stride=2)
@@ -12,8 +13,10 @@ from .dataset import Annotations, VideoDataset, VideoSample, load_classes
 from .defaults import KindDefaults, kind_defaults
 from .factory import create_dataset, list_datasets, register_dataset
 from .moving_digits import MOVING_DIGITS_CLASSES, MovingDigitsConfig, generate_moving_digits
-from .readers import VideoReadError, list_readers, open_video, write_video
+from .readers import VideoReadError, auto_readers, list_readers, open_video, reader_status, write_video
 from .sampling import ClipSampler
+from .shards import shard_dataset, write_shards
+from .stream import WebDatasetStream
 from .transforms import create_transform, create_video_transform
 
 __all__ = [
@@ -39,6 +42,11 @@ __all__ = [
     "resolve_data_config",
     "open_video",
     "list_readers",
+    "reader_status",
+    "auto_readers",
+    "shard_dataset",
+    "write_shards",
+    "WebDatasetStream",
     "write_video",
     "VideoReadError",
     "MOVING_DIGITS_CLASSES",

@@ -37,6 +37,7 @@ __all__ = [
     "BadFileLog",
     "load_classes",
     "sample_frame_range",
+    "read_sample_clips",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -109,6 +110,24 @@ def sample_frame_range(sample: VideoSample, reader: VideoReader, min_frames: int
     return range(first, stop)
 
 
+def read_sample_clips(sample: VideoSample, sampler: ClipSampler, reader: str = "decord", min_frames: int = 1,
+                      fps: float | None = None, short_side: int | None = None) -> torch.Tensor:
+    """The raw clips ``sampler`` draws from ``sample``: uint8 ``(n_clips, T, H, W, C)``, read with ``reader`` (and
+    its fallbacks, :func:`~zoo.data.readers.read_with_fallback`), shrunk to ``short_side`` while decoding.
+
+    Raises:
+        VideoReadError: the video cannot be read, or is too short.
+    """
+
+    def read(video: VideoReader) -> torch.Tensor:
+        frames = sample_frame_range(sample, video, min_frames)
+        indices = sampler(len(frames)) + frames.start
+        clips = video.get_frames(indices.reshape(-1))
+        return clips.reshape(*indices.shape, *clips.shape[1:])
+
+    return read_with_fallback(sample.path, read, reader, fps=fps, short_side=short_side)
+
+
 def _remove_dir(directory: str, owner_pid: int) -> None:
     if os.getpid() == owner_pid:  # not from a forked DataLoader worker holding a copy
         shutil.rmtree(directory, ignore_errors=True)
@@ -166,7 +185,7 @@ class VideoDataset(Dataset):
         num_frames: frames per clip (T); the number of segments for ``sampling='segment'``.
         frame_stride: gap between the frames of a dense clip, in frames.
         train: random clip positions (True) or deterministic ones (False).
-        reader: ``'decord'`` or ``'pyav'`` (see :func:`~zoo.data.readers.open_video`).
+        reader: ``'decord'``, ``'pyav'``, ``'torchcodec'`` or ``'auto'`` (see :func:`~zoo.data.readers.open_video`).
         strict: raise on an unreadable video instead of replacing it.
         transform: maps uint8 ``(T, H, W, C)`` frames to float ``(C, T, H, W)`` (or
             ``(n_crops, C, T, H, W)``); default: :func:`~zoo.data.transforms.create_video_transform`.
@@ -180,6 +199,8 @@ class VideoDataset(Dataset):
         max_retries: consecutive unreadable videos tolerated for one item before giving up.
         name: a name for messages (default: the class name).
         split: the split's name, if any (for reports).
+        decode_short_side: have the reader shrink frames while decoding so that their short side is this
+            (the transform's largest resize: :func:`~zoo.data.transforms.decode_short_side`); None: full size.
     """
 
     def __init__(
@@ -201,6 +222,7 @@ class VideoDataset(Dataset):
         max_retries: int = 10,
         name: str | None = None,
         split: str | None = None,
+        decode_short_side: int | None = None,
     ):
         if reader not in list_readers():
             raise ValueError(f"unknown reader {reader!r}; choose one of {list_readers()}")
@@ -221,6 +243,7 @@ class VideoDataset(Dataset):
         self.max_retries = max_retries
         self.name = name or type(self).__name__
         self.split = split
+        self.decode_short_side = decode_short_side
         self._bad_log = BadFileLog()
         self._known_bad: dict[str, str] = {}
 
@@ -247,15 +270,8 @@ class VideoDataset(Dataset):
         Raises:
             VideoReadError: the video cannot be read (whatever ``strict`` says).
         """
-        sample = self.samples[index]
-
-        def read(video: VideoReader) -> torch.Tensor:
-            frames = sample_frame_range(sample, video, self.min_frames)
-            indices = self.sampler(len(frames)) + frames.start
-            clips = video.get_frames(indices.reshape(-1))
-            return clips.reshape(*indices.shape, *clips.shape[1:])
-
-        return read_with_fallback(sample.path, read, self.reader, fps=self.fps)
+        return read_sample_clips(self.samples[index], self.sampler, self.reader, self.min_frames, self.fps,
+                                 self.decode_short_side)
 
     def read_with_retries(
         self, index: int, read: Callable[[int], Any] | None = None, what: str | None = None
@@ -323,21 +339,22 @@ class VideoDataset(Dataset):
         """Unreadable files met since the last reset, by any process (DataLoader workers too): path -> reason."""
         return self._bad_log.read()
 
-    def report_bad_files(self, reset: bool = False) -> dict[str, str]:
-        """Log the unreadable files met since the last reset (call it at the end of an epoch).
+    def report_bad_files(self, reset: bool = False, log: bool = True) -> dict[str, str]:
+        """Log (with ``log``) the unreadable files met since the last reset (call it at the end of an epoch).
 
         The main process also learns them, so that the next epoch's workers skip them
         without trying to decode them again.
 
         Args:
             reset: forget the records afterwards (the next report covers the next epoch only).
+            log: write them to the log (the trainer prints its own summary instead).
 
         Returns:
             path -> reason.
         """
         bad = self.bad_files
         self._known_bad.update(bad)
-        if bad:
+        if bad and log:
             lines = "\n".join(f"  {path}: {reason}" for path, reason in sorted(bad.items()))
             _logger.warning("%s: %d of %d videos could not be read and were replaced:\n%s",
                             self.name, len(bad), len(self), lines)

@@ -26,32 +26,46 @@ from .layouts import (
     ssv2_annotations,
     ucf101_annotations,
 )
+from .stream import create_stream
 from .transforms import create_video_transform
+from .transforms import decode_short_side as decode_short_side_of
 
-__all__ = ["create_dataset", "list_datasets", "register_dataset"]
+__all__ = ["create_dataset", "list_datasets", "register_dataset", "default_splits"]
 
 
 @dataclass(frozen=True)
 class _Kind:
-    parse: Callable[..., Annotations]
+    parse: Callable[..., Annotations] | None
     train_split: str | None
     eval_split: str | None
+    build: Callable[..., Any] | None = None
 
 
 _KINDS: dict[str, _Kind] = {}
 
 
-def register_dataset(name: str, parse: Callable[..., Annotations], train_split: str | None = None,
-                     eval_split: str | None = None) -> None:
+def register_dataset(name: str, parse: Callable[..., Annotations] | None, train_split: str | None = None,
+                     eval_split: str | None = None, build: Callable[..., Any] | None = None) -> None:
     """Add a dataset kind to :func:`create_dataset`.
 
     Args:
         name: the kind's name.
-        parse: ``parse(root, split, **kind_specific) -> Annotations``.
+        parse: ``parse(root, split, **kind_specific) -> Annotations`` (a map-style :class:`VideoDataset` of them).
         train_split: the split used when ``split`` is None and ``train=True``.
         eval_split: the split used when ``split`` is None and ``train=False``.
+        build: instead of ``parse``, a function taking :func:`create_dataset`'s arguments (``kind`` excepted)
+            and returning the dataset itself (``webdataset``: a stream, :mod:`zoo.data.stream`).
     """
-    _KINDS[name] = _Kind(parse, train_split, eval_split)
+    if (parse is None) == (build is None):
+        raise ValueError("register_dataset needs exactly one of parse and build")
+    _KINDS[name] = _Kind(parse, train_split, eval_split, build)
+
+
+def default_splits(kind: str) -> tuple[str | None, str | None]:
+    """The training and evaluation splits kind ``kind`` reads when no split is given (None: no splits)."""
+    if kind not in _KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; choose one of {list_datasets()}")
+    return _KINDS[kind].train_split, _KINDS[kind].eval_split
 
 
 def list_datasets() -> list[str]:
@@ -78,6 +92,7 @@ def create_dataset(
     temporal_jitter: bool = False,
     pad_mode: str = "loop",
     min_frames: int = 1,
+    decode_short_side: int | str | None = None,
     **kind_specific: Any,
 ) -> VideoDataset:
     """A video dataset of a known kind (``list_datasets()``).
@@ -91,7 +106,7 @@ def create_dataset(
         num_frames: frames per clip (T), or segments with ``sampling='segment'``.
         frame_stride: gap between frames of a dense clip, in frames.
         train: training mode (random clips, augmentation) or testing mode.
-        reader: ``'decord'`` or ``'pyav'``.
+        reader: ``'decord'``, ``'pyav'``, ``'torchcodec'`` or ``'auto'`` (:func:`~zoo.data.readers.auto_readers`).
         strict: raise on an unreadable video instead of replacing it.
         transform: maps uint8 ``(T, H, W, C)`` to float ``(C, T, H, W)``; default: the
             kind's standard transform (:func:`~zoo.data.transforms.create_video_transform`
@@ -105,6 +120,10 @@ def create_dataset(
         temporal_jitter: random per-frame offsets of dense clips when training.
         pad_mode: ``'loop'`` or ``'repeat_last'`` for videos shorter than a clip.
         min_frames: videos with fewer frames count as unreadable ("too short").
+        decode_short_side: the short side the reader shrinks larger frames to while decoding (decode-time
+            resizing): ``'auto'``, the transform's largest resize (:func:`~zoo.data.transforms.decode_short_side`:
+            320 for the default training transform at 224, 256 for testing; none for a transform of your own);
+            an int; None (default): full-size frames. The recipes turn it on (``data.decode_resize``).
         **kind_specific: the kind's own keywords (e.g. ``annotations``, ``fold``, ``classes``).
     """
     if kind not in _KINDS:
@@ -112,6 +131,12 @@ def create_dataset(
     spec = _KINDS[kind]
     if split is None:
         split = spec.train_split if train else spec.eval_split
+    if spec.build is not None:
+        return spec.build(
+            root, split=split, num_frames=num_frames, frame_stride=frame_stride, train=train, reader=reader,
+            strict=strict, transform=transform, sampling=sampling, n_clips=n_clips, n_crops=n_crops,
+            input_size=input_size, hflip=hflip, temporal_jitter=temporal_jitter, pad_mode=pad_mode,
+            min_frames=min_frames, decode_short_side=decode_short_side, **kind_specific)
     ann = spec.parse(root, split, **kind_specific)
     defaults = ann.defaults
     if transform is None:
@@ -123,6 +148,8 @@ def create_dataset(
             n_crops=n_crops,
             hflip=defaults.get("hflip", kind_defaults(kind).hflip) if hflip is None else hflip,
         )
+    if decode_short_side == "auto":
+        decode_short_side = decode_short_side_of(transform)
     return VideoDataset(
         ann.samples,
         ann.classes,
@@ -140,6 +167,7 @@ def create_dataset(
         fps=defaults.get("fps"),
         name=f"{kind}[{split}]" if split else kind,
         split=split,
+        decode_short_side=decode_short_side,
     )
 
 
@@ -149,3 +177,4 @@ register_dataset("kinetics", kinetics_annotations, "train", "val")
 register_dataset("ssv2", ssv2_annotations, "train", "validation")
 register_dataset("ssv1", ssv1_annotations, "train", "validation")
 register_dataset("ucf101", ucf101_annotations, "train", "test")
+register_dataset("webdataset", None, "train", "val", build=create_stream)  # shards: zoo.data.stream

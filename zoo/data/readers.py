@@ -1,15 +1,28 @@
-"""Video readers: decord (default), PyAV, and JPEG/PNG frame folders, behind one interface.
+"""Video readers: decord (default), PyAV, torchcodec, and JPEG/PNG frame folders, behind one interface.
 
 Every reader maps frame index ``i`` to the ``i``-th frame in presentation order, as the
-container indexes its packets, so that decord and PyAV return the same frames for the same
-indices. Both decode only the frames a clip needs: they seek to the key frame before the
+container indexes its packets, so that decord, PyAV and torchcodec return the same frames for
+the same indices. All decode only the frames a clip needs: they seek to the key frame before the
 first requested frame and decode forward to the last one.
+
+Decode-time resizing: ``short_side=S`` makes a reader return frames whose short side is ``S``
+(only ever smaller, never larger than the file's; the size torchvision's ``Resize(S)`` gives),
+scaled while decoding (decord's ``width``/``height``, PyAV's ``reformat`` in the decode loop,
+torchcodec's ``Resize`` decoder transform), so that a 1080p file costs its decode and no
+full-size RGB conversion.
+
+``reader='auto'`` picks the fastest reader available (:func:`auto_readers` states the rule);
+a reader that fails on a file falls back to the next one (:func:`read_with_fallback`).
+torchcodec is optional (``pip install 'motion-zoo[torchcodec]'``) and needs FFmpeg's shared
+libraries from the system; :func:`reader_status` says why a reader is unavailable.
 
 >>> reader = open_video('clip.mp4')            # decord, or PyAV where decord is not installed
 >>> reader.num_frames, reader.fps, reader.duration
 (300, 30.0, 10.0)
 >>> reader.get_frames([0, 2, 4]).shape          # uint8 (T, H, W, C)
 torch.Size([3, 240, 320, 3])
+>>> open_video('clip_1080p.mp4', 'torchcodec', short_side=320).get_frames([0]).shape
+torch.Size([1, 320, 568, 3])
 """
 from __future__ import annotations
 
@@ -20,7 +33,7 @@ import re
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -30,10 +43,16 @@ __all__ = [
     "VideoReader",
     "DecordReader",
     "PyAVReader",
+    "TorchCodecReader",
     "FrameFolderReader",
     "open_video",
     "read_with_fallback",
     "list_readers",
+    "reader_status",
+    "auto_readers",
+    "resized_size",
+    "probe_size",
+    "first_line",
     "write_video",
     "IMAGE_EXTENSIONS",
 ]
@@ -57,6 +76,36 @@ class VideoReadError(RuntimeError):
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
 
+def resized_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
+    """The ``(height, width)`` of a ``height x width`` frame whose short side is brought down to ``short_side``.
+
+    The rule of torchvision's ``Resize(short_side)`` (the long side ``int(short_side * long / short)``),
+    but a frame already no larger than ``short_side`` keeps its size (decode-time resizing only shrinks).
+    """
+    if short_side is None or min(height, width) <= short_side:
+        return height, width
+    if width <= height:
+        return int(short_side * height / width), short_side
+    return short_side, int(short_side * width / height)
+
+
+def probe_size(path: str) -> tuple[int, int]:
+    """``(height, width)`` of the first video stream, from the container's header (PyAV; nothing decoded)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise VideoReadError("no video stream", path)
+            ctx = container.streams.video[0].codec_context
+            height, width = ctx.height, ctx.width
+    except (av.error.FFmpegError, OSError) as e:
+        raise VideoReadError(f"cannot read the frame size from its header ({first_line(e)})", path) from None
+    if not height or not width:
+        raise VideoReadError("its header gives no frame size", path)
+    return height, width
+
+
 class VideoReader(abc.ABC):
     """The reader interface: metadata from the container and random access to frames.
 
@@ -66,11 +115,13 @@ class VideoReader(abc.ABC):
             header's frame count, which may be missing or wrong).
         fps: average frame rate in frames per second (``None`` for a frame folder without one).
         duration: ``num_frames / fps`` in seconds (``None`` without an fps).
+        short_side: the short side frames are resized to while decoding (None: full size).
     """
 
     path: str
     num_frames: int
     fps: float | None
+    short_side: int | None = None
 
     @property
     def duration(self) -> float | None:
@@ -123,16 +174,25 @@ class DecordReader(VideoReader):
     Args:
         path: a video file in any container FFmpeg opens.
         num_threads: decoding threads (1 suits DataLoader workers; 0 lets FFmpeg choose).
+        short_side: resize frames while decoding so that their short side is this (see :func:`resized_size`);
+            the frame size comes from the header (PyAV).
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1):
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None):
         decord = _import_decord()
         self.path = str(path)
+        self.short_side = short_side
         self._error = decord.DECORDError
+        size = {}
+        if short_side is not None:
+            height, width = probe_size(self.path)
+            new_height, new_width = resized_size(height, width, short_side)
+            if (new_height, new_width) != (height, width):
+                size = {"width": new_width, "height": new_height}
         try:
-            self._vr = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=num_threads)
+            self._vr = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=num_threads, **size)
         except (RuntimeError, AssertionError, decord.DECORDError) as e:  # decord asserts a positive frame count
-            raise VideoReadError(f"decord cannot open it ({_first_line(e)})", path) from None
+            raise VideoReadError(f"decord cannot open it ({first_line(e)})", path) from None
         self.num_frames = len(self._vr)
         fps = self._vr.get_avg_fps()
         self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
@@ -141,7 +201,7 @@ class DecordReader(VideoReader):
         try:
             frames = self._vr.get_batch(indices.tolist()).asnumpy()
         except self._error as e:
-            reason = f"decord cannot decode frames {indices.tolist()} ({_first_line(e)})"
+            reason = f"decord cannot decode frames {indices.tolist()} ({first_line(e)})"
             raise VideoReadError(reason, self.path) from None
         return torch.from_numpy(frames)
 
@@ -155,28 +215,42 @@ class PyAVReader(VideoReader):
     Opening demuxes the whole file once (no decoding) to list the presentation timestamps
     of its frames; index ``i`` is the ``i``-th of them in time order, as in decord. A read
     seeks to the key frame before the first requested frame and decodes forward, stopping
-    after the last requested one.
+    after the last requested one. A frame is converted to RGB (and resized, with ``short_side``)
+    only when it is one of the requested frames, in one swscale pass.
 
     Args:
         path: a video file in any container FFmpeg opens.
         num_threads: decoding threads (1 suits DataLoader workers; 0 lets FFmpeg choose).
+        short_side: resize frames while decoding so that their short side is this (see :func:`resized_size`),
+            bilinear (swscale's, which widens its filter when shrinking, as an antialiased resize does).
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1):
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None):
         import av
 
         self.path = str(path)
+        self.short_side = short_side
         self._av_error = av.error.FFmpegError
         try:
             self._container = av.open(self.path)
         except (self._av_error, OSError) as e:
-            raise VideoReadError(f"PyAV cannot open it ({_first_line(e)})", path) from None
+            raise VideoReadError(f"PyAV cannot open it ({first_line(e)})", path) from None
         if not self._container.streams.video:
             self.close()
             raise VideoReadError("no video stream", path)
         self._stream = self._container.streams.video[0]
         self._stream.codec_context.thread_count = num_threads
         self._stream.thread_type = "AUTO"
+        from av.video.reformatter import VideoReformatter
+
+        # One reformatter for all frames: its swscale context is made once, not once per frame.
+        self._reformatter = VideoReformatter()
+        self._rgb: dict[str, Any] = {"format": "rgb24"}
+        ctx = self._stream.codec_context
+        if short_side is not None and ctx.height and ctx.width:
+            height, width = resized_size(ctx.height, ctx.width, short_side)
+            if (height, width) != (ctx.height, ctx.width):
+                self._rgb.update(width=width, height=height, interpolation="BILINEAR")
         pts = []
         try:
             for packet in self._container.demux(self._stream):
@@ -201,7 +275,7 @@ class PyAVReader(VideoReader):
             else:
                 frames = self._decode_by_pts(indices)
         except self._av_error as e:
-            reason = f"PyAV cannot decode frames {indices.tolist()} ({_first_line(e)})"
+            reason = f"PyAV cannot decode frames {indices.tolist()} ({first_line(e)})"
             raise VideoReadError(reason, self.path) from None
         missing = [int(i) for i, f in zip(indices, frames) if f is None]
         if missing:
@@ -240,7 +314,7 @@ class PyAVReader(VideoReader):
                 started = True
             k = wanted.get(pts)
             if k is not None:
-                frames[k] = frame.to_ndarray(format="rgb24")
+                frames[k] = self._reformatter.reformat(frame, **self._rgb).to_ndarray()
             if pts >= last:
                 break
         return frames
@@ -253,7 +327,7 @@ class PyAVReader(VideoReader):
         for count, frame in enumerate(self._container.decode(self._stream)):
             k = wanted.get(count)
             if k is not None:
-                frames[k] = frame.to_ndarray(format="rgb24")
+                frames[k] = self._reformatter.reformat(frame, **self._rgb).to_ndarray()
             if count >= last:
                 break
         return frames
@@ -271,10 +345,12 @@ class FrameFolderReader(VideoReader):
     Args:
         path: the folder.
         fps: its frame rate, when known (Something-Something V1 is 12 fps); None otherwise.
+        short_side: resize frames (PIL, bilinear) so that their short side is this (see :func:`resized_size`).
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float | None = None):
+    def __init__(self, path: str | os.PathLike, fps: float | None = None, short_side: int | None = None):
         self.path = str(path)
+        self.short_side = short_side
         try:
             names = sorted(n for n in os.listdir(self.path) if n.lower().endswith(IMAGE_EXTENSIONS))
         except OSError as e:
@@ -292,9 +368,13 @@ class FrameFolderReader(VideoReader):
         for i in indices:
             try:
                 with Image.open(self._files[i]) as image:
-                    frames.append(np.asarray(image.convert("RGB")))
+                    image = image.convert("RGB")
+                    size = resized_size(image.height, image.width, self.short_side)
+                    if size != (image.height, image.width):
+                        image = image.resize(size[::-1], Image.BILINEAR)
+                    frames.append(np.asarray(image))
             except OSError as e:
-                raise VideoReadError(f"cannot decode frame {self._files[i]} ({_first_line(e)})", self.path) from None
+                raise VideoReadError(f"cannot decode frame {self._files[i]} ({first_line(e)})", self.path) from None
         if len({f.shape for f in frames}) > 1:
             raise VideoReadError("frames of different sizes", self.path)
         return torch.from_numpy(np.stack(frames))
@@ -303,15 +383,17 @@ class FrameFolderReader(VideoReader):
         """Nothing to release: every read opens its frame files."""
 
 
-_READERS = {"decord": DecordReader, "pyav": PyAVReader}
+_READERS: dict[str, type[VideoReader]] = {"decord": DecordReader, "pyav": PyAVReader}  # + torchcodec, below
+_warned_unavailable: set[str] = set()
 _warned_no_decord = False
 _warned_fallback = False
 _T = TypeVar("_T")
 
 
 def list_readers() -> list[str]:
-    """Names accepted by :func:`open_video` (frame folders are read whatever the name)."""
-    return list(_READERS)
+    """Names accepted by :func:`open_video` and the datasets: the readers and ``'auto'`` (frame folders are read
+    whatever the name)."""
+    return ["decord", "pyav", "torchcodec", "auto"]
 
 
 def decord_available() -> bool:
@@ -323,35 +405,82 @@ def decord_available() -> bool:
     return True
 
 
-def open_video(path: str | os.PathLike, reader: str = "decord", num_threads: int = 1, fps: float | None = None
-               ) -> VideoReader:
-    """Open a video file, or a folder of frames, for reading.
+def reader_status() -> dict[str, str | None]:
+    """Every reader's availability on this machine: name -> None where it works, else the reason it does not."""
+    return {
+        "decord": None if decord_available() else "decord is not installed (pip install decord2)",
+        "pyav": None,  # a dependency of the zoo
+        "torchcodec": torchcodec_problem(),
+    }
 
-    Args:
-        path: a video file, or a folder of JPEG/PNG frames.
-        reader: ``'decord'`` (falls back to PyAV, with one warning, where decord does not
-            import) or ``'pyav'``. Frame folders ignore it.
-        num_threads: decoding threads per reader.
-        fps: frame rate of a frame folder (video files give their own).
 
-    Raises:
-        VideoReadError: the file is missing, empty, not a video or unreadable.
+# The order 'auto' tries readers in, fastest first, as benchmarks/data.py measured it (benchmarks/results/
+# data_cpu.json, 16-frame clips at stride 2 from H.264 at 240p-1080p, one thread per reader): see auto_readers.
+AUTO_ORDER = ("pyav", "decord", "torchcodec")
+
+
+def auto_readers() -> list[str]:
+    """The readers ``reader='auto'`` tries, in order: those available of :data:`AUTO_ORDER`.
+
+    The rule: PyAV, then decord, then torchcodec (where it is installed with FFmpeg's libraries). In
+    ``benchmarks/data.py`` PyAV's clip reads were the fastest at 1080p, where a clip costs the most; at
+    240p-720p the readers' order changed from run to run (``benchmarks/results/data_cpu.json`` holds the
+    last). Each one that fails on a file hands it to the next (:func:`read_with_fallback`).
     """
+    status = reader_status()
+    return [name for name in AUTO_ORDER if status[name] is None]
+
+
+def _available(reader: str) -> str:
+    """``reader``, or PyAV (with one warning per reader) where it is not available on this machine."""
     global _warned_no_decord
-    if reader not in _READERS:
-        raise ValueError(f"unknown reader {reader!r}; choose one of {list_readers()}")
-    if os.path.isdir(path):
-        return FrameFolderReader(path, fps=fps)
-    if not os.path.isfile(path):
-        raise VideoReadError("no such file", path)
-    if os.path.getsize(path) == 0:
-        raise VideoReadError("empty file", path)
     if reader == "decord" and not decord_available():
         if not _warned_no_decord:
             _logger.warning("decord is not installed (pip install decord2); reading videos with PyAV instead")
             _warned_no_decord = True
-        reader = "pyav"
-    return _READERS[reader](path, num_threads=num_threads)
+        return "pyav"
+    if reader == "torchcodec" and (problem := torchcodec_problem()) is not None:
+        if reader not in _warned_unavailable:
+            _logger.warning("%s; reading videos with PyAV instead", problem)
+            _warned_unavailable.add(reader)
+        return "pyav"
+    return reader
+
+
+def open_video(path: str | os.PathLike, reader: str = "decord", num_threads: int = 1, fps: float | None = None,
+               short_side: int | None = None) -> VideoReader:
+    """Open a video file, or a folder of frames, for reading.
+
+    Args:
+        path: a video file, or a folder of JPEG/PNG frames.
+        reader: ``'decord'`` or ``'torchcodec'`` (each falls back to PyAV, with one warning, where it is not
+            available), ``'pyav'``, or ``'auto'`` (the first of :func:`auto_readers`). Frame folders ignore it.
+        num_threads: decoding threads per reader.
+        fps: frame rate of a frame folder (video files give their own).
+        short_side: resize frames while decoding so that their short side is this (never enlarging them;
+            see :func:`resized_size`); None: full-size frames.
+
+    Raises:
+        VideoReadError: the file is missing, empty, not a video or unreadable.
+    """
+    if reader not in list_readers():
+        raise ValueError(f"unknown reader {reader!r}; choose one of {list_readers()}")
+    if os.path.isdir(path):
+        return FrameFolderReader(path, fps=fps, short_side=short_side)
+    if not os.path.isfile(path):
+        raise VideoReadError("no such file", path)
+    if os.path.getsize(path) == 0:
+        raise VideoReadError("empty file", path)
+    reader = auto_readers()[0] if reader == "auto" else _available(reader)
+    return _READERS[reader](path, num_threads=num_threads, short_side=short_side)
+
+
+def _fallback_chain(reader: str) -> list[str]:
+    """The readers :func:`read_with_fallback` tries, in order, for ``reader``."""
+    if reader == "auto":
+        return auto_readers()
+    first = _available(reader)
+    return [first] if first == "pyav" else [first, "pyav"]
 
 
 def read_with_fallback(
@@ -360,38 +489,44 @@ def read_with_fallback(
     reader: str = "decord",
     num_threads: int = 1,
     fps: float | None = None,
+    short_side: int | None = None,
 ) -> _T:
-    """Open ``path`` and return ``read(video)``; where decord fails, PyAV tries again.
+    """Open ``path`` and return ``read(video)``; where a reader fails, the next one tries again.
 
-    decord has bugs PyAV has not (e.g. it cannot copy out frames 32, 48 or 96 pixels wide),
-    so a file decord cannot open or decode is read again with PyAV before it counts as
-    unreadable. The first fallback is logged as a warning, later ones at debug level.
+    ``'decord'`` and ``'torchcodec'`` fall back to PyAV, ``'auto'`` goes down :func:`auto_readers`
+    (PyAV, decord, torchcodec: those available), ``'pyav'`` has no fallback. decord has bugs PyAV has
+    not (e.g. it cannot copy out frames 32, 48 or 96 pixels wide), so a file one reader cannot open or
+    decode is read again before it counts as unreadable. The first fallback is logged as a warning,
+    later ones at debug level.
 
     Args:
         path: a video file or a frame folder.
         read: what to do with the open reader, e.g. ``lambda v: v.get_frames([0, 1])``.
-        reader, num_threads, fps: as for :func:`open_video`.
+        reader, num_threads, fps, short_side: as for :func:`open_video`.
 
     Raises:
         VideoReadError: every reader failed; the reason names each failure.
     """
     global _warned_fallback
-    try:
-        with open_video(path, reader, num_threads, fps) as video:
-            return read(video)
-    except VideoReadError as e:
-        if reader != "decord" or os.path.isdir(path) or e.reason in ("no such file", "empty file"):
-            raise
-        first = e
-    try:
-        with open_video(path, "pyav", num_threads, fps) as video:
-            result = read(video)
-    except VideoReadError as e:
-        raise VideoReadError(f"{first.reason}; {e.reason}", path) from None
-    log = _logger.debug if _warned_fallback else _logger.warning
-    log("%s: %s; read with PyAV instead", path, first.reason)
-    _warned_fallback = True
-    return result
+    if reader not in list_readers():
+        raise ValueError(f"unknown reader {reader!r}; choose one of {list_readers()}")
+    chain = _fallback_chain(reader)
+    reasons: list[str] = []
+    for k, name in enumerate(chain):
+        try:
+            with open_video(path, name, num_threads, fps, short_side) as video:
+                result = read(video)
+        except VideoReadError as e:
+            if os.path.isdir(path) or e.reason in ("no such file", "empty file"):
+                raise
+            reasons.append(e.reason)
+            continue
+        if k:
+            log = _logger.debug if _warned_fallback else _logger.warning
+            log("%s: %s; read with %s instead", path, "; ".join(reasons), name)
+            _warned_fallback = True
+        return result
+    raise VideoReadError("; ".join(reasons), path)
 
 
 def write_video(
@@ -434,7 +569,13 @@ def write_video(
     return Path(path)
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     """A short message for ``e``: decord's source locations and timestamps removed, one line."""
     text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", str(e)).strip() or type(e).__name__
     return " ".join(text.split())[:300]
+
+
+# At the bottom: torchcodec_reader builds on the classes above.
+from .torchcodec_reader import TorchCodecReader, torchcodec_problem  # noqa: E402
+
+_READERS["torchcodec"] = TorchCodecReader

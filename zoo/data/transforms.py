@@ -23,6 +23,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from .._pretrained import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -31,10 +33,11 @@ __all__ = [
     "ThreeCrop",
     "create_video_transform",
     "create_transform",
+    "decode_short_side",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN = IMAGENET_DEFAULT_MEAN  # one definition, the pretrained cfg's (zoo._pretrained)
+IMAGENET_STD = IMAGENET_DEFAULT_STD
 
 
 class ToVideo(torch.nn.Module):
@@ -106,7 +109,9 @@ def create_video_transform(
 
     Returns:
         A callable mapping uint8 ``(T, H, W, C)`` frames to float32 ``(C, T, input_size, input_size)``,
-        or ``(3, C, T, input_size, input_size)`` with three crops.
+        or ``(3, C, T, input_size, input_size)`` with three crops. Its ``decode_short_side`` attribute is the
+        largest short side it resizes to (the range's maximum when training): the datasets have the readers
+        shrink larger frames to it while decoding (:func:`decode_short_side`).
     """
     if n_crops not in (1, 3):
         raise ValueError(f"n_crops must be 1 or 3; got {n_crops}")
@@ -127,7 +132,17 @@ def create_video_transform(
     else:
         steps += [v2.Resize(low), v2.CenterCrop(input_size) if n_crops == 1 else ThreeCrop(input_size)]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std)), ToCTHW()]
-    return v2.Compose(steps)
+    compose = v2.Compose(steps)
+    compose.decode_short_side = high if train else low
+    return compose
+
+
+def decode_short_side(transform: Any) -> int | None:
+    """The short side frames can be shrunk to while decoding, before ``transform``, without changing what it
+    makes of them beyond interpolation: the ``decode_short_side`` that :func:`create_video_transform` and
+    :func:`create_transform` set on their transforms (None for any other transform: full-size frames)."""
+    value = getattr(transform, "decode_short_side", None)
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def create_transform(data_config: dict[str, Any], is_training: bool = False, hflip: bool = True,
@@ -142,7 +157,8 @@ def create_transform(data_config: dict[str, Any], is_training: bool = False, hfl
 
     Returns:
         A callable mapping uint8 ``(T, H, W, C)`` frames to float32 ``(C, T, H, W)`` (``(3, C, T, H, W)``
-        with three crops).
+        with three crops); its ``decode_short_side`` is the largest short side it resizes to (None for an exact
+        ``(H, W)`` resize).
     """
     crop_h, crop_w = data_config["crop_size"]
     if crop_h != crop_w:
@@ -162,4 +178,6 @@ def create_transform(data_config: dict[str, Any], is_training: bool = False, hfl
         steps += [v2.Resize(size, interpolation=interpolation, antialias=False),
                   v2.CenterCrop(crop_h) if n_crops == 1 else ThreeCrop(crop_h)]
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std), ToCTHW()]
-    return v2.Compose(steps)
+    compose = v2.Compose(steps)
+    compose.decode_short_side = (high if is_training else resize) if isinstance(resize, int) else None
+    return compose
