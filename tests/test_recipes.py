@@ -243,6 +243,7 @@ CASES = [
 
 def test_every_recipe_is_covered():
     covered = {name for name, _ in CASES} | {"quickstart.yaml", "quickstart_baseline.yaml"}
+    covered |= {"hcml_finetune.yaml"}  # from a pretrained tag whose file a test makes: tests/test_hcml_finetune.py
     assert covered == set(ALL_RECIPES)
 
 
@@ -324,5 +325,8 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     trained = json.loads((tmp_path / "runs" / "quickstart" / "eval.json").read_text())
     assert main(["eval", str(RECIPES / "quickstart.yaml"), *overrides,
                  f"checkpoint={tmp_path / 'runs' / 'quickstart' / 'last.pt'}"]) == 0
-    evaluated = json.loads((tmp_path / "runs" / "quickstart" / "eval.json").read_text())
+    evaluated = json.loads((tmp_path / "runs" / "quickstart" / "eval_1x1.json").read_text())
     assert evaluated["top1"] == trained["top1"]
+    # and on the run folder alone: the recipe saved in the run (its overrides included), views in the file name
+    assert main(["eval", str(tmp_path / "runs" / "quickstart"), "eval.n_clips=2"]) == 0
+    assert "top1" in json.loads((tmp_path / "runs" / "quickstart" / "eval_2x1.json").read_text())

@@ -10,6 +10,7 @@ from ._export import push_to_hub, save_for_hub
 from ._factory import create_model
 from ._pretrained import PretrainedCfg
 from ._registry import get_pretrained_cfg, is_model, list_models, list_modules, register_model
+from .inference import predict
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ load_weights_cards()  # the shipped weights_cards/*.yaml join the registry (a YA
 
 __all__ = [
     "create_model",
+    "predict",
     "list_models",
     "list_pretrained",
     "list_modules",

@@ -63,12 +63,30 @@ def _compare_overrides(overrides: list[str], main_run_dir: Path, name: str) -> l
     return [*kept, f"output_dir={main_run_dir.parent / name}"]
 
 
+def _check_before_start(recipe: Any) -> None:
+    """The checks that need no data: the model's name and the run folder's contents."""
+    from .._factory import parse_model_name
+    from .._registry import model_entrypoint, split_model_name_tag
+    from ..train.run_folder import check_run_folder
+
+    for key, name in (("model.name", recipe.model.name),
+                      ("model.kwargs.backbone", recipe.model.kwargs.get("backbone") if recipe.model.name == "hcml"
+                       else None)):
+        if name and parse_model_name(name)[0] is None:
+            try:
+                model_entrypoint(split_model_name_tag(name)[0])
+            except ValueError as e:
+                raise _user_error(f"{e} (`zoo models` lists them; set {key}=...)") from None
+    check_run_folder(recipe)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ..train import TrainingInterrupted, train
     from ..train.recipe import load_recipe, recipe_to_yaml
 
     _setup_logging()
     recipe = load_recipe(args.recipe, args.overrides)
+    _check_before_start(recipe)  # a typo or a run folder of another model: one line, nothing printed or created
     if _is_main():
         print(f"# zoo train {args.recipe}" + (f" {' '.join(args.overrides)}" if args.overrides else ""))
         print(recipe_to_yaml(recipe), flush=True)
@@ -90,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          "checkpoint": result.checkpoint, "plots": result.plots})
     except TrainingInterrupted as e:
         print(f"zoo train: {e}", file=sys.stderr)
-        return 143
+        return e.exit_code
     except torch.OutOfMemoryError:
         raise _user_error(_OOM_HINT) from None
     except FloatingPointError as e:
@@ -110,10 +128,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from ..train import evaluate_checkpoint
+    from ..train.evaluator import recipe_of_run
     from ..train.recipe import load_recipe
 
     _setup_logging()
-    recipe = load_recipe(args.recipe, args.overrides)
+    target = Path(args.recipe)
+    if target.suffix in (".yaml", ".yml"):
+        recipe = load_recipe(target, args.overrides)
+    else:  # a checkpoint or a run folder: the recipe saved with the run, overrides on top
+        recipe = recipe_of_run(target, args.overrides)
     try:
         metrics = evaluate_checkpoint(recipe)
     except torch.OutOfMemoryError:
@@ -121,7 +144,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if _is_main():
         rows = [{"metric": k, "value": f"{v:.2f}" if isinstance(v, float) else str(v)} for k, v in metrics.items()]
         print(format_table(rows))
-        print(f"\nwritten: {Path(metrics['checkpoint']).parent / 'eval.json'}")
+        print(f"\nwritten: {metrics['written']}")
     return 0
 
 
@@ -182,10 +205,13 @@ def add_train_commands(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved recipe and exit")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint: zoo eval RECIPE checkpoint=PATH [key=value ...]",
-                       description="Evaluate a checkpoint on the recipe's evaluation split (multi-view, kNN, "
-                                   "efficacy as the recipe's eval section asks); writes eval.json beside it.")
-    p.add_argument("recipe", help="the recipe the checkpoint was trained with (its data and eval sections are used)")
+    p = sub.add_parser("eval", help="evaluate a checkpoint: zoo eval CHECKPOINT_OR_RUN_DIR [key=value ...]",
+                       description="Evaluate a checkpoint on its recipe's evaluation split (multi-view, kNN, "
+                                   "efficacy as the recipe's eval section asks); writes eval_<clips>x<crops>.json "
+                                   "beside it (eval.output=NAME to choose).")
+    p.add_argument("recipe", metavar="TARGET",
+                   help="a checkpoint (runs/NAME/last.pt) or run folder (runs/NAME): evaluated with the recipe saved "
+                        "in the run; or a recipe file, with checkpoint=PATH (default: its run folder's last.pt)")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="checkpoint=PATH (default: the run folder's last.pt), eval.n_clips=10 eval.n_crops=3 ...")
     p.set_defaults(func=cmd_eval)

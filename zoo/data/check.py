@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -22,8 +23,9 @@ from tqdm.auto import tqdm
 from .dataset import VideoSample, sample_frame_range
 from .factory import create_dataset, list_datasets
 from .readers import VideoReader, VideoReadError, list_readers, read_with_fallback
+from .shards import add_subparser as add_shard_command
 
-__all__ = ["check_dataset", "add_subparser", "run_check"]
+__all__ = ["check_dataset", "add_subparser", "run_check", "detect_splits", "SPLIT_NAMES"]
 
 _CHUNK = 64  # frames decoded at once by a full check
 
@@ -104,27 +106,50 @@ def _parse_option(text: str) -> tuple[str, Any]:
         return key, value
 
 
+SPLIT_NAMES = ("train", "val", "test")
+
+
+def detect_splits(root: str | os.PathLike | None, kind: str) -> list[str]:
+    """The split folders (``folder``: ``ROOT/train/CLASS/...``) or split files (``csv``: ``ROOT/train.csv``)
+    of a dataset root, in the order train, val, test; ``[]`` when it has none (or for other kinds,
+    whose parsers know their splits)."""
+    if root is None or kind not in ("folder", "csv"):
+        return []
+    root = Path(root)
+    if kind == "folder":
+        return [s for s in SPLIT_NAMES if (root / s).is_dir()]
+    return [s for s in SPLIT_NAMES if (root / f"{s}.csv").is_file()]
+
+
 def run_check(args: argparse.Namespace) -> int:
-    """Run ``zoo data check`` from parsed arguments; exit code 0 if every video reads, else 1."""
-    report = check_dataset(
-        args.root,
-        kind=args.kind,
-        reader=args.reader,
-        split=args.split,
-        full=args.full,
-        num_workers=args.workers,
-        progress=not args.no_progress,
-        **dict(args.option),
-    )
-    split = f" [{report['split']}]" if report["split"] else ""
-    print(f"{report['kind']}{split}: {report['num_videos']} videos, {report['num_classes']} classes, "
-          f"{report['num_bad']} unreadable")
-    for path, reason in report["bad_files"].items():
-        print(f"  {path}: {reason}")
+    """Run ``zoo data check`` from parsed arguments; exit code 0 if every video reads, else 1.
+
+    A ``folder`` or ``csv`` root with split folders or files (``train/``, ``val/``, ``test/``, as the
+    fine-tuning recipes read them) is checked split by split unless ``--split`` names one.
+    """
+    splits = [args.split] if args.split else (detect_splits(args.root, args.kind) or [None])
+    reports = []
+    for split in splits:
+        report = check_dataset(
+            args.root,
+            kind=args.kind,
+            reader=args.reader,
+            split=split,
+            full=args.full,
+            num_workers=args.workers,
+            progress=not args.no_progress,
+            **dict(args.option),
+        )
+        name = f" [{report['split']}]" if report["split"] else ""
+        print(f"{report['kind']}{name}: {report['num_videos']} videos, {report['num_classes']} classes, "
+              f"{report['num_bad']} unreadable")
+        for path, reason in report["bad_files"].items():
+            print(f"  {path}: {reason}")
+        reports.append(report)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-    return 1 if report["num_bad"] else 0
+            json.dump(reports[0] if len(reports) == 1 else {r["split"]: r for r in reports}, f, indent=1)
+    return 1 if any(r["num_bad"] for r in reports) else 0
 
 
 def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -138,7 +163,8 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                             description=__doc__.splitlines()[0])
     p.add_argument("root", nargs="?", default=None, help="dataset folder (omit for moving_digits)")
     p.add_argument("--kind", default="folder", choices=list_datasets(), help="dataset layout (default: folder)")
-    p.add_argument("--split", default=None, help="split to check (default: the kind's evaluation split)")
+    p.add_argument("--split", default=None, help="split to check (default: every split folder or file the root has "
+                   "(train/, val/, test/), else the kind's evaluation split)")
     p.add_argument("--reader", default="decord", choices=list_readers(), help="video reader (default: decord)")
     p.add_argument("--full", action="store_true", help="decode every frame, not only the first, middle and last")
     p.add_argument("--workers", type=int, default=4, help="videos checked in parallel (default: 4)")
@@ -147,4 +173,5 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p.add_argument("--json", default=None, metavar="PATH", help="also write the report as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_check)
+    add_shard_command(commands)  # zoo data shard (zoo.data.shards)
     return data

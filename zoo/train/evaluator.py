@@ -32,9 +32,9 @@ from .evaluate import (
 from .loaders import make_loader, recipe_dataset
 from .plots import plot_confusion_matrix
 from .recipe import Recipe
-from .runtime import Runtime, setup_runtime
+from .runtime import Runtime, setup_runtime, to_channels_last
 
-__all__ = ["EvalLoaders", "recipe_eval_loaders", "evaluate_model", "evaluate_checkpoint", "nll"]
+__all__ = ["EvalLoaders", "recipe_eval_loaders", "evaluate_model", "evaluate_checkpoint", "recipe_of_run", "nll"]
 
 
 @dataclass
@@ -67,10 +67,11 @@ def recipe_eval_loaders(recipe: Recipe, runtime: Runtime, val: DataLoader) -> Ev
 
 
 def evaluate_model(model: nn.Module, loaders: EvalLoaders, eval_cfg: Any, runtime: Runtime, *, split: str | None,
-                   classes: Sequence[str], out_dir: Path, title: str, progress: bool = True) -> dict[str, Any]:
+                   classes: Sequence[str], out_dir: Path, title: str, progress: bool = True,
+                   out_name: str = "eval.json") -> dict[str, Any]:
     """Evaluate ``model`` as ``eval_cfg`` (a recipe's ``eval`` section) asks.
 
-    Writes ``eval.json`` (and ``confusion_matrix.png``) to ``out_dir`` on rank 0 and returns the metrics:
+    Writes ``out_name`` (and ``confusion_matrix.png``) to ``out_dir`` on rank 0 and returns the metrics:
     ``top1``/``top5`` (percent) and ``loss`` of one view, ``multiview_top1``/``_top5`` of
     ``n_clips x n_crops`` views, ``knn_recall@k``, ``knn_top1@k``, the probe's accuracies and ``efficacy``.
     """
@@ -113,7 +114,7 @@ def evaluate_model(model: nn.Module, loaders: EvalLoaders, eval_cfg: Any, runtim
             plot_confusion_matrix(matrix, names, out_dir / "confusion_matrix.png",
                                   title=f"{title}: {split}, top-1 {top1:.1f}%")
             saved["confusion_matrix"] = matrix.tolist()  # rows: true class, columns: predicted; counts
-        (out_dir / "eval.json").write_text(json.dumps(saved, indent=2) + "\n")
+        (out_dir / out_name).write_text(json.dumps(saved, indent=2) + "\n")
     return metrics
 
 
@@ -131,7 +132,8 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: str | os.PathLike | None = N
     """``zoo eval``: evaluate a checkpoint (default: the run folder's ``last.pt``) as ``recipe.eval`` asks.
 
     The model is rebuilt from the checkpoint's ``model_name`` and ``model_args``; the data and
-    evaluation settings come from the recipe. Writes ``eval.json`` beside the checkpoint.
+    evaluation settings come from the recipe. Writes ``recipe.eval.output`` (default
+    ``eval_<n_clips>x<n_crops>.json``) beside the checkpoint; ``metrics['written']`` is its path.
     """
     run_dir = Path(recipe.output_dir or Path("runs") / recipe.name)
     path = Path(checkpoint or recipe.checkpoint or run_dir / "last.pt")
@@ -141,7 +143,7 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: str | os.PathLike | None = N
     runtime = setup_runtime(recipe)
     model = build_model_from_checkpoint(ckpt).to(runtime.device)
     if runtime.channels_last:
-        model.to(memory_format=torch.channels_last_3d)
+        to_channels_last(model)  # 3-D and 2-D weights each in their channels-last format
     classes = ckpt.get("label_names") or []
     split = recipe.eval.split or recipe.data.val_split
     val_set = recipe_dataset(recipe, split, train=False)
@@ -150,8 +152,30 @@ def evaluate_checkpoint(recipe: Recipe, checkpoint: str | os.PathLike | None = N
                          f"{list(val_set.classes)[:5]}...: not the same dataset")
     val = make_loader(val_set, runtime, recipe.data.num_workers, train=False,
                       batch_size=recipe.eval.batch_size or recipe.data.batch_size)
+    out_name = recipe.eval.output or f"eval_{recipe.eval.n_clips}x{recipe.eval.n_crops}.json"
     metrics = evaluate_model(model, recipe_eval_loaders(recipe, runtime, val), recipe.eval, runtime, split=split,
                              classes=classes or val_set.classes, out_dir=path.parent, title=recipe.name,
-                             progress=recipe.progress)
+                             progress=recipe.progress, out_name=out_name)
     metrics["checkpoint"] = str(path)
+    metrics["written"] = str(path.parent / out_name)
     return metrics
+
+
+def recipe_of_run(target: str | os.PathLike, overrides: Sequence[str] = ()) -> Recipe:
+    """The recipe a checkpoint (or a run folder's ``last.pt``) was trained with, ``overrides`` on top and
+    ``checkpoint`` set to it: the run folder's ``recipe.yaml``, else the recipe the checkpoint holds."""
+    from .recipe import load_recipe, recipe_from_dict
+
+    path = Path(target)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path} (give a checkpoint, a run folder or a recipe file)")
+    overrides = [*overrides, f"checkpoint={path}"]
+    saved = path.parent / "recipe.yaml"
+    if saved.is_file():
+        return load_recipe(saved, overrides)
+    raw = load_training_checkpoint(path).get("recipe")
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} holds no recipe and {saved} does not exist: give the recipe file instead")
+    return recipe_from_dict(raw, overrides, source=str(path))

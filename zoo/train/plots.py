@@ -53,7 +53,7 @@ def plot_curves(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike, t
     has validation results, ``accuracy.png`` (validation top-1/top-5 and training accuracy).
 
     Args:
-        records: metrics records as :class:`~zoo.train.engine.MetricsLogger` writes them
+        records: metrics records as :class:`~zoo.train.logger.MetricsLogger` writes them
             (``kind`` ``'train'`` or ``'epoch'``, with ``stage`` and ``step``).
         out_dir: where to write the PNGs.
         title: a title for both figures (e.g. the run name).
@@ -78,25 +78,27 @@ def plot_curves(records: Sequence[dict[str, Any]], out_dir: str | os.PathLike, t
         ax.set_ylabel("training loss")
         if all(v > 0 for r in train for k, v in r.items() if k in keys):
             ax.set_yscale("log")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         ax.set_title(title or "training loss")
         ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(out_dir / "loss.png", dpi=120)
         plt.close(fig)
         written.append(out_dir / "loss.png")
-    acc_keys = ["val_top1", "val_top5", "train_acc1"]
+    # Validation accuracies are recorded in percent; the objectives' batch accuracies (train_acc1) as
+    # fractions in [0, 1]: drawn in percent on the one axis.
+    acc_keys = {"val_top1": 1.0, "val_top5": 1.0, "train_acc1": 100.0}
     if any(k in r for r in epochs for k in acc_keys):
         fig, ax = plt.subplots(figsize=(7, 4))
-        for key in acc_keys:
-            points = [(r["step"], r[key]) for r in epochs if key in r]
+        for key, scale in acc_keys.items():
+            points = [(r["step"], scale * r[key]) for r in epochs if key in r]
             if points:
-                ax.plot(*zip(*points), marker="o", ms=3, label=key)
+                ax.plot(*zip(*points), marker="o", ms=3, label=key + (" (batch accuracy)" if scale != 1 else ""))
         _stage_boundaries(ax, epochs)
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 100)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
         ax.set_title(title or "accuracy")
         ax.grid(alpha=0.3)
         fig.tight_layout()

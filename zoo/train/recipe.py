@@ -67,9 +67,11 @@ class DataConfig:
     """The dataset and its loading: one of ``zoo.data``'s dataset kinds, clip sampling, transforms, batches."""
 
     kind: str = MISSING
-    """``folder``, ``csv``, ``kinetics``, ``ssv1``, ``ssv2``, ``ucf101`` or ``moving_digits``."""
+    """``folder``, ``csv``, ``kinetics``, ``ssv1``, ``ssv2``, ``ucf101``, ``moving_digits`` or ``webdataset``
+    (shards written by ``zoo data shard``, streamed: :mod:`zoo.data.stream`)."""
     root: str | None = None
-    """Dataset folder (``moving_digits``: default ``$ZOO_HOME``, generated when missing)."""
+    """Dataset folder (``moving_digits``: default ``$ZOO_HOME``, generated when missing; ``webdataset``: the
+    shards' folder or URL, with ``<split>/manifest.json``)."""
     train_split: str = "train"
     val_split: str = "val"
     num_frames: int = 16
@@ -93,7 +95,11 @@ class DataConfig:
     """Per-channel mean of the [0, 1] frames; default: ImageNet's."""
     std: list[float] | None = None
     reader: str = "decord"
-    """Video reader: ``decord`` or ``pyav``."""
+    """Video reader: ``decord``, ``pyav``, ``torchcodec`` or ``auto`` (the fastest available,
+    ``zoo.data.readers.auto_readers``); a reader that fails on a file hands it to the next."""
+    decode_resize: bool = True
+    """Shrink frames to the transform's largest short side while decoding (``train_short_side``'s maximum,
+    ``test_short_side``), not after converting them at full size."""
     strict: bool = False
     """Make a corrupt or too-short video fatal instead of replacing it."""
     batch_size: int = 8
@@ -181,6 +187,9 @@ class EvalConfig:
     features: str | None = None
     """Module whose output feeds kNN and the efficacy probe (its map is averaged over T, H, W);
     default: the pooled backbone features (``forward_head(..., pre_logits=True)``)."""
+    output: str | None = None
+    """File name of ``zoo eval``'s JSON, beside the checkpoint; default ``eval_<n_clips>x<n_crops>.json`` (the end of a
+    training run writes ``eval.json``)."""
 
 
 @dataclass
@@ -195,12 +204,29 @@ class Recipe:
     seed: int = 0
     output_dir: str | None = None
     """Run folder (checkpoints, metrics, plots); default ``runs/<name>``."""
+    save_stage_checkpoints: bool = True
+    """Keep a checkpoint of each stage's end (``stage_<name>.pt``) beside ``last.pt`` and ``best.pt``."""
+    resume: bool = True
+    """Resume the run folder's ``last.pt`` when it holds a run of the same model and recipe (a folder holding
+    another model's run is never resumed: the run stops and says so); ``false`` starts over there."""
     device: str = "auto"
     """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
     amp: str = "auto"
     """Mixed precision: ``auto`` (bf16 on CUDA when supported, else fp16; none on CPU), ``bf16``, ``fp16``, ``none``."""
     channels_last: bool | None = None
-    """channels-last-3d memory format; default: on CUDA only, where it helps."""
+    """Channels-last memory format (``channels_last_3d`` for the clips and 3-D convs, ``channels_last`` for 2-D
+    ones); default: on CUDA only (on a CPU it made the training step slower: ``benchmarks/train_step.py``)."""
+    compile: bool = False
+    """``torch.compile`` each stage's objective (the model and its loss in one graph; the kernels' custom ops are
+    single nodes of it). If compiling fails, or one function recompiles more than ``compile_recompile_limit``
+    times, the run says so and goes on eagerly. Off by default: on a CPU the compile takes minutes of a short run
+    (``benchmarks/train_step.py`` measures both)."""
+    compile_mode: str = "default"
+    """``torch.compile`` mode: ``default``, ``reduce-overhead``, ``max-autotune``, ``max-autotune-no-cudagraphs``."""
+    compile_backend: str = "inductor"
+    """``torch.compile`` backend (``aot_eager`` traces and checks the graph without generating code)."""
+    compile_recompile_limit: int = 8
+    """Recompilations allowed per compiled function before the stage continues eagerly."""
     deterministic: bool = False
     """Deterministic algorithms (slower on CUDA); CPU runs are deterministic anyway."""
     threads: int | None = None
@@ -389,6 +415,8 @@ def _validate(recipe: Recipe, source: str) -> None:
     choices = {
         "optim.name": (recipe.optim.name, ("sgd", "adamw")),
         "amp": (recipe.amp, ("auto", "none", "bf16", "fp16")),
+        "compile_mode": (recipe.compile_mode,
+                         ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")),
         "eval.n_crops": (recipe.eval.n_crops, (1, 3)),
     }
     for key, (value, allowed) in choices.items():
@@ -397,6 +425,7 @@ def _validate(recipe: Recipe, source: str) -> None:
     if not recipe.stages:
         raise RecipeError(f"{source}: stages must list at least one stage")
     positive = {"data.batch_size": recipe.data.batch_size, "optim.accum_steps": recipe.optim.accum_steps,
+                "compile_recompile_limit": recipe.compile_recompile_limit,
                 "data.num_frames": recipe.data.num_frames, "optim.base_batch_size": recipe.optim.base_batch_size,
                 "eval.n_clips": recipe.eval.n_clips}
     for i, stage in enumerate(recipe.stages):

@@ -1,0 +1,48 @@
+"""A run folder remembers its run: a new run of another model or recipe never resumes (or overwrites) it.
+
+The folder's ``recipe.yaml`` (written when a run starts) says which run ``last.pt`` belongs to;
+:func:`check_run_folder` compares it with the recipe about to run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .recipe import Recipe, load_recipe
+
+__all__ = ["RunFolderMismatch", "run_identity", "check_run_folder"]
+
+
+class RunFolderMismatch(ValueError):
+    """The run folder holds another model's or recipe's run: it is neither resumed nor overwritten."""
+
+
+def run_identity(recipe: Recipe) -> dict[str, Any]:
+    """What makes two runs the same run: the recipe's name, its model and its stages (objectives)."""
+    m = recipe.model
+    return {"name": recipe.name, "model": m.name, "model_kwargs": {k: v for k, v in m.kwargs.items() if v is not None},
+            "pretrained": m.pretrained, "num_classes": m.num_classes,
+            "stages": [(s.name, s.objective) for s in recipe.stages]}
+
+
+def check_run_folder(recipe: Recipe) -> None:
+    """Raise :class:`RunFolderMismatch` when the recipe's run folder holds a run (``last.pt`` beside its
+    ``recipe.yaml``) of another model or recipe, with the two ways out; do nothing otherwise."""
+    run_dir = Path(recipe.output_dir or Path("runs") / recipe.name)
+    saved = run_dir / "recipe.yaml"
+    if not recipe.resume or not (run_dir / "last.pt").is_file() or not saved.is_file():
+        return
+    try:
+        previous = run_identity(load_recipe(saved))
+    except Exception:  # noqa: BLE001 - a recipe file of an older zoo: compare what can be compared
+        return
+    current = run_identity(recipe)
+    if previous == current:
+        return
+    diff = [k for k in current if previous.get(k) != current[k]]
+    what = previous["model"] + (f" {previous['model_kwargs']}" if previous["model_kwargs"] else "")
+    raise RunFolderMismatch(
+        f"{run_dir} holds a run of {what} (recipe {previous['name']!r}); this recipe differs in {', '.join(diff)} "
+        f"and would not resume it. Set output_dir=runs/NEW_NAME for a new run, or resume=false to start over "
+        f"in {run_dir} (its files are replaced)."
+    )
