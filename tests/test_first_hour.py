@@ -124,3 +124,19 @@ def test_the_model_cards_usage_code_runs_for_three_classes(tmp_path):
     card = (folder / "README.md").read_text()
     code = card.split("```python\n", 1)[1].split("```", 1)[0].replace("PATH/TO/THIS/FOLDER", str(folder))
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_an_export_that_fails_its_card_leaves_nothing_behind(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.create_model("r2d_18", num_classes=3)
+    first = zoo.save_for_hub(model, tmp_path / "first", label_names=["a", "b", "c"], recipe={})
+    card = {"name": "r2d_18.unit_atomic", "architecture": "r2d_18", "model_args": {}, "hf_hub_id": "org/x",
+            "hf_hub_filename": "model.safetensors",
+            "sha256": "0" * 64, "size": 1, "dataset": "unit", "split": "val", "recipe": "recipes/x.yaml",
+            "metrics": [{"views": "1x1", "frames": 4, "resolution": 32, "top1": 50.0}],
+            "input": {"size": [3, 4, 32, 32], "frame_stride": 1, "mean": [0.5] * 3, "std": [0.5] * 3},
+            "label_names": ["a", "b", "c"], "license": "apache-2.0", "paper": "x", "status": "trained, not yet published"}
+    with pytest.raises(ValueError, match="sha256"):
+        zoo.save_for_hub(model, tmp_path / "second", card=zoo.WeightsCard.from_dict(card), recipe={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first"]  # no target, no temporary folder
+    assert sorted(p.name for p in first.folder.iterdir()) == sorted(first.files)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -193,10 +195,26 @@ def save_for_hub(
     if repo_id is not None and card is not None and not card.external and repo_id != card.hf_hub_id:
         raise ValueError(f"weights card {card.name} names hf_hub_id {card.hf_hub_id!r}, not {repo_id!r}")
 
+    # Written into a temporary folder beside the target and moved there only when complete: a failed
+    # export (a card that disagrees, a full disk) leaves nothing behind.
+    final_dir = Path(save_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".partial", dir=final_dir.parent))
+    try:
+        result = _write_export(tmp, model, deployed, cfg, card, model_args, recipe, repo_id)
+        final_dir.mkdir(exist_ok=True)
+        for name in result.files:
+            os.replace(tmp / name, final_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dataclasses.replace(result, folder=final_dir)
+
+
+def _write_export(save_dir: Path, model: nn.Module, deployed: nn.Module, cfg: PretrainedCfg, card: WeightsCard | None,
+                  model_args: dict[str, Any], recipe: Any, repo_id: str | None) -> ExportResult:
+    """Write the export's files into ``save_dir`` (see :func:`save_for_hub`)."""
     from safetensors.torch import save_file
 
-    save_dir = Path(save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
     weights_path = save_dir / WEIGHTS_NAME
     # copies: safetensors refuses tensors that share storage
     state_dict = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in deployed.state_dict().items()}
@@ -205,7 +223,7 @@ def save_for_hub(
     if card is not None and not card.external and (card.sha256, card.size) != (sha256, size):
         raise ValueError(
             f"weights card {card.name} ({card.source}) says sha256 {card.sha256} and size {card.size}, but the "
-            f"exported {weights_path} has sha256 {sha256} and size {size}: export the checkpoint the card "
+            f"exported {WEIGHTS_NAME} has sha256 {sha256} and size {size}: export the checkpoint the card "
             "describes, or update the card's sha256 and size"
         )
     cfg.hf_hub_filename, cfg.sha256 = WEIGHTS_NAME, sha256
@@ -230,7 +248,6 @@ def save_for_hub(
     (save_dir / README_NAME).write_text(readme, encoding="utf-8")
     files.append(README_NAME)
     return ExportResult(folder=save_dir, files=tuple(files), sha256=sha256, size=size)
-
 
 def export_checkpoint(
     checkpoint: str | Path | dict[str, Any],
