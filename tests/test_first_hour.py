@@ -140,3 +140,14 @@ def test_an_export_that_fails_its_card_leaves_nothing_behind(tmp_path):
         zoo.save_for_hub(model, tmp_path / "second", card=zoo.WeightsCard.from_dict(card), recipe={})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first"]  # no target, no temporary folder
     assert sorted(p.name for p in first.folder.iterdir()) == sorted(first.files)
+
+
+def test_decords_own_error_messages_go_to_the_reason_not_the_terminal(tmp_path, capfd):
+    from zoo.data.readers import VideoReadError, open_video
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(VideoReadError, match="decoder said: .*ERROR opening"):
+        open_video(bad, reader="decord")
+    captured = capfd.readouterr()
+    assert "ERROR opening" not in captured.err and "ERROR opening" not in captured.out

@@ -38,6 +38,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from .stderr_capture import captured_stderr, with_decoder_messages
+
 __all__ = [
     "VideoReadError",
     "VideoReader",
@@ -189,20 +191,26 @@ class DecordReader(VideoReader):
             new_height, new_width = resized_size(height, width, short_side)
             if (new_height, new_width) != (height, width):
                 size = {"width": new_width, "height": new_height}
-        try:
-            self._vr = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=num_threads, **size)
-        except (RuntimeError, AssertionError, decord.DECORDError) as e:  # decord asserts a positive frame count
-            raise VideoReadError(f"decord cannot open it ({first_line(e)})", path) from None
+        with captured_stderr() as messages:  # decord's C++ errors go to the bad-file log, not the terminal
+            try:
+                self._vr = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=num_threads, **size)
+                failure = None
+            except (RuntimeError, AssertionError, decord.DECORDError) as e:  # decord asserts a positive frame count
+                failure = f"decord cannot open it ({first_line(e)})"
+        if failure is not None:
+            raise VideoReadError(with_decoder_messages(failure, messages), path) from None
         self.num_frames = len(self._vr)
         fps = self._vr.get_avg_fps()
         self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
 
     def _read_sorted(self, indices: np.ndarray) -> torch.Tensor:
-        try:
-            frames = self._vr.get_batch(indices.tolist()).asnumpy()
-        except self._error as e:
-            reason = f"decord cannot decode frames {indices.tolist()} ({first_line(e)})"
-            raise VideoReadError(reason, self.path) from None
+        with captured_stderr() as messages:
+            try:
+                frames, failure = self._vr.get_batch(indices.tolist()).asnumpy(), None
+            except self._error as e:
+                frames, failure = None, f"decord cannot decode frames {indices.tolist()} ({first_line(e)})"
+        if failure is not None:
+            raise VideoReadError(with_decoder_messages(failure, messages), self.path) from None
         return torch.from_numpy(frames)
 
     def close(self) -> None:
