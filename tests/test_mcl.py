@@ -169,7 +169,9 @@ def test_mal_gradient_reaches_backbone_parameters():
     assert objective.mal_module == "layer4.1.conv2.0"  # r3d_18's last conv
     out = objective(_views(), view_target=_order())
     assert set(out) == {"loss", "loss_inter", "loss_intra", "loss_mal", "mal_weight", "acc_inter", "cos_st",
-                        "cos_t", "cos_s", "loss_order", "order_weight", "acc_order"}
+                        "cos_t", "cos_s", "loss_order", "order_weight", "acc_order",
+                        # diagnostics (issue 20): the inter terms apart, the logits, the queue's fill
+                        "loss_inter_same", "loss_inter_other", "logit_pos", "logit_neg", "queue_fill"}
     assert all(torch.isfinite(v) for v in out.values()) and out["mal_weight"] == 2.0
     before = [objective.model.stem[0].weight, objective.model.layer1[0].conv1[0].weight,
               objective.model.layer4[1].conv2[0].weight]

@@ -181,7 +181,12 @@ def test_objective_terms_keys_and_queues(overfit):
         p.numel() for p in objective.parameters())  # key encoders are not trained
     assert not any(p.requires_grad for p in objective.rgb_key.parameters())
     terms = {"loss_rgb", "loss_flow", "loss_flow_rotated", "loss_cross", "loss_cross_rotated", "loss_lmcl"}
-    assert set(out) == terms | {"loss", "acc_rgb", "acc_cross", "acc_lmcl"}
+    diagnostics = {"loss_rgb_flow", "loss_flow_rgb", "loss_rgb_flow_rotated", "loss_flow_rotated_rgb",
+                   "logit_pos_rgb", "logit_neg_rgb", "logit_pos_flow", "logit_neg_flow", "logit_pos_cross",
+                   "logit_neg_cross", "queue_fill_rgb", "queue_fill_flow"}  # issue 20: each term, logits, fill
+    assert set(out) == terms | diagnostics | {"loss", "acc_rgb", "acc_cross", "acc_lmcl"}
+    torch.testing.assert_close(out["loss_cross"], out["loss_rgb_flow"] + out["loss_flow_rgb"])
+    torch.testing.assert_close(out["loss_cross_rotated"], out["loss_rgb_flow_rotated"] + out["loss_flow_rotated_rgb"])
     assert all(torch.isfinite(v) for v in out.values())
     torch.testing.assert_close(out["loss"], sum(out[k] for k in terms))
     assert objective.flow_model.stem[0].weight.grad is not None and objective.rgb_local[0].weight.grad is not None

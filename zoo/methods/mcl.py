@@ -62,6 +62,18 @@ Where we differ from the official code:
   are the mean of each flow frame's motion map over the window's frames.
 - Flow is served at the cache's resolution, cropped with the frames and its vectors scaled (the
   official code resizes JPEG-stored flow like an image).
+
+What training logs, and what to expect of it: besides the terms, the inter loss of the same-clip
+positive and of the two other clips apart (``loss_inter_same``, ``loss_inter_other``), the positive and
+mean negative cosines of the same-clip inter logits (``logit_pos``, ``logit_neg``,
+:func:`zoo.methods.moco.logit_stats`) and the queue's fill level. ``loss_inter`` *rises* at first, as
+expected: while the queue holds its initial random vectors a query only competes with the batch's ``B``
+keys (``ln B`` at chance); the queue fills in ``K / (3 B)`` steps (three key batches a step) and the
+chance level becomes ``ln(K + B)``, while a randomly initialised encoder gives every clip nearly the same
+embedding. Training works when ``logit_pos`` pulls away from ``logit_neg`` and the terms fall again. With
+the official momentum 0.999 the key encoder moves by 0.1% of the online one per step, so in a run of a few
+hundred steps the keys come from an encoder close to its initialisation. MAL compares maps on the conv
+map's grid: 2 x 2 cells for R3D-18 at 32 pixels, where its cosines carry little spatial information.
 """
 from __future__ import annotations
 
@@ -84,6 +96,7 @@ from .base import Objective
 from .moco import (
     MomentumQueue,
     ProjectionMLP,
+    logit_stats,
     momentum_copy,
     momentum_update,
     pooled_features,
@@ -337,8 +350,9 @@ class MCLObjective(Objective):
     flow) and, with ``order_loss``, ``view_target`` (int ``(B,)``: 1 when the anchor comes before the other
     clips, as :class:`MotionFocusedSampler` draws it; the engine passes the batch's), it returns ``'loss'`` and
     ``'loss_inter'``, ``'loss_intra'``, ``'loss_mal'``, with ``'mal_weight'``, ``'acc_inter'``, ``'cos_st'``,
-    ``'cos_t'``, ``'cos_s'`` (no grad); with ``order_loss`` also ``'loss_order'``, ``'order_weight'`` and
-    ``'acc_order'``.
+    ``'cos_t'``, ``'cos_s'``, ``'loss_inter_same'``, ``'loss_inter_other'``, ``'logit_pos'``, ``'logit_neg'``,
+    ``'queue_fill'`` (no grad; module docstring); with ``order_loss`` also ``'loss_order'``, ``'order_weight'``
+    and ``'acc_order'``.
     """
 
     views = 4
@@ -489,6 +503,9 @@ class MCLObjective(Objective):
         keys = [self._keys(views[:, v, :3]) for v in (1, 2, 3)]
         k_inter, k_intra = [k[0] for k in keys], [k[1] for k in keys]
 
+        with torch.no_grad():  # before the push: the logits the inter loss sees (same-clip positive)
+            logits = logit_stats(q_inter, k_inter[0], self.queue)
+            fill = torch.tensor(self.queue.fill)
         target = torch.arange(b, device=clips.device)
         inter, accuracy = [], []
         for positives in k_inter:
@@ -515,7 +532,9 @@ class MCLObjective(Objective):
         total = loss_inter + loss_intra + weight * mal["mal"]
         out = {"loss": total, "loss_inter": loss_inter, "loss_intra": loss_intra, "loss_mal": mal["mal"],
                "mal_weight": torch.tensor(weight), "acc_inter": torch.stack(accuracy).mean(),
-               "cos_st": mal["cos_st"].detach(), "cos_t": mal["cos_t"].detach(), "cos_s": mal["cos_s"].detach()}
+               "cos_st": mal["cos_st"].detach(), "cos_t": mal["cos_t"].detach(), "cos_s": mal["cos_s"].detach(),
+               "loss_inter_same": inter[0].detach(), "loss_inter_other": torch.stack(inter[1:]).mean().detach(),
+               "logit_pos": logits["pos"], "logit_neg": logits["neg"], "queue_fill": fill}
         if self.order_loss:
             # The query's order embedding and the key encoder's of the two other clips (no gradient), in time order.
             q_order = F.normalize(self.order_head(features).float(), dim=1)

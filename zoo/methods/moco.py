@@ -22,6 +22,7 @@ __all__ = [
     "momentum_copy",
     "MomentumQueue",
     "ProjectionMLP",
+    "logit_stats",
     "trainable_model_parameters",
     "pooled_features",
 ]
@@ -61,10 +62,24 @@ class MomentumQueue(nn.Module):
             raise ValueError(f"queue size and dim must be >= 1, got {size}, {dim}")
         self.register_buffer("keys", F.normalize(torch.randn(size, dim), dim=1))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+        self.register_buffer("written", torch.zeros((), dtype=torch.long))  # keys pushed so far (all processes)
 
     @property
     def size(self) -> int:
         return self.keys.shape[0]
+
+    @property
+    def fill(self) -> float:
+        """The share of the queue holding real keys (the rest are the initial random vectors), in ``[0, 1]``."""
+        return min(int(self.written), self.size) / self.size
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # A queue saved before ``written`` existed: count it as full (it was trained), so that strict loads work.
+        if prefix + "keys" in state_dict and prefix + "written" not in state_dict:
+            state_dict[prefix + "written"] = torch.tensor(state_dict[prefix + "keys"].shape[0], dtype=torch.long)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     @torch.no_grad()
     def push(self, keys: torch.Tensor) -> None:
@@ -73,6 +88,7 @@ class MomentumQueue(nn.Module):
         slots = (self.pointer + torch.arange(keys.shape[0], device=keys.device)) % self.size
         self.keys.index_copy_(0, slots, keys.to(self.keys.dtype))
         self.pointer.copy_((self.pointer + keys.shape[0]) % self.size)
+        self.written.add_(keys.shape[0])
 
     def with_batch(self, batch_keys: torch.Tensor) -> torch.Tensor:
         """``cat([batch_keys, queue])``: the keys of a query whose positive is ``batch_keys[i]`` (target ``i``)."""
@@ -80,6 +96,28 @@ class MomentumQueue(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, dim={self.keys.shape[1]}"
+
+
+@torch.no_grad()
+def logit_stats(query: torch.Tensor, positives: torch.Tensor, queue: MomentumQueue) -> dict[str, torch.Tensor]:
+    """What MoCo training is judged by, without grad, as cosines (the logits before the temperature): ``pos``, the
+    mean of ``q_i . k_i``, and ``neg``, the mean of ``q_i`` with its real negatives (the batch's other keys and the
+    queue's written keys, not its initial random vectors).
+
+    When MoCo learns, ``pos`` rises well above ``neg``. The loss itself may rise meanwhile: while the queue holds
+    random vectors (cosine about 0) a query only has to beat the batch's few other keys; as real keys replace them,
+    the negatives number the queue's size and, early in training, are about as close to the query as its positive.
+    """
+    q = F.normalize(query.detach().float(), dim=1)
+    k = F.normalize(positives.detach().float(), dim=1)
+    batch = q @ k.t()
+    b = batch.shape[0]
+    off = batch[~torch.eye(b, dtype=torch.bool, device=batch.device)]
+    written = min(int(queue.written), queue.size)
+    queued = (q @ queue.keys[:written].float().t()).flatten() if written else off.new_zeros(0)
+    negatives = torch.cat([off, queued])
+    neg = negatives.mean() if negatives.numel() else batch.new_zeros(())
+    return {"pos": batch.diagonal().mean(), "neg": neg}
 
 
 class ProjectionMLP(nn.Sequential):

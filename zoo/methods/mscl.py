@@ -54,6 +54,20 @@ Where we differ from the official code:
 
 The queues, key encoders and flow encoder live in the objective (``objective.state_dict()``), so a
 ``zoo train`` checkpoint resumes them; the trained RGB encoder is ``model`` itself.
+
+What training logs, and what to expect of it: besides the terms, each of the four cross-modal losses
+apart, the positive and mean negative cosines (``logit_pos_*``, ``logit_neg_*``: RGB, flow, RGB query
+vs flow key; :func:`zoo.methods.moco.logit_stats`) and each queue's fill level. The total loss of a
+run *rises* at first, and that is expected, not a defect: at step 0 the queues hold random unit
+vectors (cosine about 0 with any query), so each clip-level term only has to pick its positive among
+the batch's ``B`` keys, ``ln B`` at chance; as real keys replace the random ones (a queue of ``K``
+keys fills in ``K / B`` steps) the chance level becomes ``ln(K + B)``, and a randomly initialised
+encoder maps every clip to nearly the same direction (positive and negative cosines both near 1), so
+the terms climb towards it. Training works when the positive cosine then pulls away from the mean
+negative one and the terms fall below ``ln(K + B)``. With the official momentum (0.994 rising to 1)
+a key encoder moves by well under 1% of the online one per step, so over a few hundred steps the keys
+still come from an encoder close to its initialisation: a short run spends most of its budget in the
+rising phase.
 """
 from __future__ import annotations
 
@@ -76,6 +90,7 @@ from .moco import (
     MomentumQueue,
     ProjectionMLP,
     cosine_momentum,
+    logit_stats,
     momentum_copy,
     momentum_update,
     pooled_features,
@@ -200,7 +215,11 @@ class MSCLObjective(Objective):
     Called on ``clips (B * 2, 5, T, S, S)`` (query and key views of each video, RGB then flow, as
     :meth:`wrap_train_set`'s dataset gives them), it returns ``'loss'`` and the terms ``'loss_rgb'``,
     ``'loss_flow'``, ``'loss_flow_rotated'``, ``'loss_cross'``, ``'loss_cross_rotated'`` (each the sum
-    of both directions), ``'loss_lmcl'``, with ``'acc_rgb'``, ``'acc_cross'`` and ``'acc_lmcl'`` (no grad).
+    of both directions), ``'loss_lmcl'``, with, without grad, the four directions ``'loss_rgb_flow'``,
+    ``'loss_flow_rgb'``, ``'loss_rgb_flow_rotated'``, ``'loss_flow_rotated_rgb'``, ``'acc_rgb'``,
+    ``'acc_cross'``, ``'acc_lmcl'``, the cosines ``'logit_pos_rgb'``, ``'logit_neg_rgb'``,
+    ``'logit_pos_flow'``, ``'logit_neg_flow'``, ``'logit_pos_cross'``, ``'logit_neg_cross'`` and the
+    queues' fill levels ``'queue_fill_rgb'``, ``'queue_fill_flow'`` (module docstring).
     """
 
     views = 2
@@ -330,6 +349,12 @@ class MSCLObjective(Objective):
         k_flow = self._key(self.flow_key, self.flow_key_proj, flow_k)
         k_rot = self._key(self.flow_key, self.flow_key_proj, rot_k)
 
+        with torch.no_grad():  # before the push: the logits the losses below see
+            rgb_logits = logit_stats(q_rgb, k_rgb, self.rgb_queue)
+            flow_logits = logit_stats(q_flow, k_flow, self.flow_queue)
+            cross_logits = logit_stats(q_rgb, k_flow, self.flow_queue)
+            fill = {"queue_fill_rgb": torch.tensor(self.rgb_queue.fill), "queue_fill_flow": torch.tensor(
+                self.flow_queue.fill)}
         loss_rgb, acc_rgb = self._info_nce(q_rgb, k_rgb, self.rgb_queue)
         loss_flow, _ = self._info_nce(q_flow, k_flow, self.flow_queue)
         loss_rot, _ = self._info_nce(q_rot, k_rot, self.flow_queue)
@@ -355,7 +380,13 @@ class MSCLObjective(Objective):
             acc_lmcl = (logits.argmax(1) == step_target).float().mean()
         return {"loss": total, "loss_rgb": loss_rgb, "loss_flow": loss_flow, "loss_flow_rotated": loss_rot,
                 "loss_cross": loss_cross, "loss_cross_rotated": loss_cross_rot, "loss_lmcl": loss_lmcl,
-                "acc_rgb": acc_rgb, "acc_cross": (acc_rf + acc_fr) / 2, "acc_lmcl": acc_lmcl}
+                # the four cross-modal terms one by one (loss_cross and loss_cross_rotated are their sums)
+                "loss_rgb_flow": loss_rf.detach(), "loss_flow_rgb": loss_fr.detach(),
+                "loss_rgb_flow_rotated": loss_rf_rot.detach(), "loss_flow_rotated_rgb": loss_fr_rot.detach(),
+                "acc_rgb": acc_rgb, "acc_cross": (acc_rf + acc_fr) / 2, "acc_lmcl": acc_lmcl,
+                "logit_pos_rgb": rgb_logits["pos"], "logit_neg_rgb": rgb_logits["neg"],
+                "logit_pos_flow": flow_logits["pos"], "logit_neg_flow": flow_logits["neg"],
+                "logit_pos_cross": cross_logits["pos"], "logit_neg_cross": cross_logits["neg"], **fill}
 
     def __repr__(self) -> str:
         return (f"MSCLObjective(flow_model={type(self.flow_model).__name__}, queue_size={self.rgb_queue.size}, "

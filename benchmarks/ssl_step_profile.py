@@ -1,0 +1,165 @@
+"""Where an MSCL and an MCL training step spend their time, against an HCML step on the same backbone, batch and clip.
+
+    python benchmarks/ssl_step_profile.py [--rounds 5] [--name ssl_step_profile_cpu]
+
+The settings are ``ssl_moving_digits.py``'s (R3D-18, 8 frames 2 apart at 32 x 32, 8 videos a step,
+queues of 256 keys). Three parts, all in one process:
+
+- ``step``: one optimizer step (forward, backward, gradient clip, SGD step, ``after_step``) on a batch
+  collated beforehand, so that no data loading is inside it. The methods are timed interleaved,
+  round by round (HCML at levels 1, 2 and 3, then MSCL, then MCL), and each round gives a ratio
+  ``method step / HCML step`` (HCML's: the mean of its three levels, as the benchmark trains a third of
+  its steps at each); the figures are the medians over the rounds, with the 1-minute load average
+  before and after (the machine may be shared).
+- ``profile``: one step per method under ``torch.profiler`` (CPU), the top operators by self CPU time.
+- ``item``: the DataLoader side, a dataset item (``dataset[i]``) timed alone: the plain training set
+  (HCML's), and MSCL's and MCL's views with flow (``wrap_train_set``), whose flow cache is built once
+  beforehand (its build time is recorded apart: training only reads it).
+
+Writes ``benchmarks/results/<name>.json`` (``env_info()``, settings, per-method figures).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import env_info, write_result  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo.data import create_dataset, video_collate  # noqa: E402
+from zoo.methods import create_objective  # noqa: E402
+
+FRAMES, STRIDE, SIZE, BATCH, QUEUE = 8, 2, 32, 8, 256
+DATA_OPTIONS = {"frame_size": SIZE, "frames_per_video": 32, "videos_per_class": 40, "eval_videos_per_class": 8,
+                "progress": False}
+FLOW = {"mscl": {"provider": "farneback", "gap": 2, "adjacent": 8, "progress": False},
+        "mcl": {"provider": "farneback", "gap": 1, "adjacent": 1, "progress": False}}
+
+
+def train_set() -> Any:
+    return create_dataset("moving_digits", split="train", num_frames=FRAMES, frame_stride=STRIDE, train=True,
+                          reader="pyav", input_size=SIZE, **DATA_OPTIONS)
+
+
+class Runner:
+    """One method's model, objective and optimizer, and a fixed collated batch."""
+
+    def __init__(self, method: str, stage: str | None = None):
+        torch.manual_seed(0)
+        self.method = method
+        dataset = train_set()
+        if method == "hcml":
+            model = zoo.create_model("hcml", backbone="r3d_18", hcml_cfg={"deltas": [1]}, num_classes=8)
+            self.objective = create_objective("hcml", model, stage=stage)
+            data = dataset
+        else:
+            model = zoo.create_model("r3d_18", num_classes=8)
+            self.objective = create_objective(method, model, queue_size=QUEUE, flow=FLOW[method])
+            start = time.perf_counter()
+            data = self.objective.wrap_train_set(dataset)
+            self.wrap_s = time.perf_counter() - start  # the flow cache's build (or its check, once built)
+        self.data = data
+        self.batch = video_collate([data[i] for i in range(BATCH)])
+        self.objective.train()
+        self.params = self.objective.trainable_parameters()
+        self.optimizer = torch.optim.SGD(self.params, lr=0.01, momentum=0.9, weight_decay=1e-4)
+        self.count = 0
+
+    def step(self) -> dict[str, torch.Tensor]:
+        extra = {"view_target": self.batch["view_target"]} if "view_target" in self.batch else {}
+        out = self.objective(self.batch["video"], self.batch["label"], **extra)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 5.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.count += 1
+        self.objective.after_step(self.count, 1000, 40)
+        return out
+
+    def timed_step(self) -> float:
+        start = time.perf_counter()
+        self.step()
+        return time.perf_counter() - start
+
+    def profile(self, top: int = 12) -> list[dict[str, Any]]:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            self.step()
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events) or 1.0
+        return [{"op": e.key, "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 2),
+                 "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in events[:top]]
+
+    def item_time(self, count: int = 16) -> float:
+        start = time.perf_counter()
+        for i in range(count):
+            self.data[(i * 7) % len(self.data)]
+        return (time.perf_counter() - start) / count
+
+
+def run(rounds: int) -> dict[str, Any]:
+    torch.set_num_threads(2)
+    load_before = os.getloadavg()[0]
+    runners = {f"hcml_level{lv}": Runner("hcml", f"level{lv}") for lv in (1, 2, 3)}
+    runners["mscl"] = Runner("mscl")
+    runners["mcl"] = Runner("mcl")
+    for r in runners.values():  # warm-up
+        r.step()
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    ratios: dict[str, list[float]] = {"mscl": [], "mcl": []}
+    for _ in range(rounds):
+        this = {k: r.timed_step() for k, r in runners.items()}
+        for k, v in this.items():
+            times[k].append(v)
+        hcml = statistics.mean(this[f"hcml_level{lv}"] for lv in (1, 2, 3))
+        for m in ratios:
+            ratios[m].append(this[m] / hcml)
+    load_after_steps = os.getloadavg()[0]
+    profiles = {k: r.profile() for k, r in runners.items()}
+    items = {"hcml": runners["hcml_level1"].item_time(), "mscl": runners["mscl"].item_time(),
+             "mcl": runners["mcl"].item_time()}
+    hcml_median = statistics.mean(statistics.median(times[f"hcml_level{lv}"]) for lv in (1, 2, 3))
+    return {
+        "benchmark": "one MSCL / MCL training step against an HCML step (R3D-18, same batch and clip)",
+        "env": env_info("cpu"),
+        "cpu_count": os.cpu_count(),
+        "settings": {"backbone": "r3d_18", "frames": FRAMES, "frame_stride": STRIDE, "size": SIZE,
+                     "batch_size": BATCH, "queue_size": QUEUE, "rounds": rounds, "flow": FLOW,
+                     "hcml_reference": "mean of the level1/2/3 step times (the benchmark trains a third at each)"},
+        "load_average_1m": {"before": round(load_before, 2), "after_steps": round(load_after_steps, 2),
+                            "end": round(os.getloadavg()[0], 2)},
+        "step_s_median": {k: round(statistics.median(v), 4) for k, v in times.items()},
+        "step_s_all": {k: [round(x, 4) for x in v] for k, v in times.items()},
+        "hcml_step_s_median": round(hcml_median, 4),
+        "ratio_to_hcml_median": {m: round(statistics.median(v), 3) for m, v in ratios.items()},
+        "ratio_to_hcml_all": {m: [round(x, 3) for x in v] for m, v in ratios.items()},
+        "item_s_mean": {k: round(v, 4) for k, v in items.items()},
+        "item_batch_s": {k: round(v * BATCH, 4) for k, v in items.items()},
+        "flow_cache_wrap_s": {m: round(runners[m].wrap_s, 2) for m in ("mscl", "mcl")},
+        "profile_top": profiles,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timed steps per method")
+    parser.add_argument("--name", default="ssl_step_profile_cpu", help="results file name")
+    args = parser.parse_args(argv)
+    payload = run(args.rounds)
+    print({k: payload[k] for k in ("step_s_median", "ratio_to_hcml_median", "item_batch_s", "load_average_1m")})
+    for k, v in payload["profile_top"].items():
+        print(k, [(e["op"], e["self_cpu_ms"]) for e in v[:6]])
+    print(write_result(args.name, payload))
+
+
+if __name__ == "__main__":
+    main()
