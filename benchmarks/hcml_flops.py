@@ -9,6 +9,12 @@ The deployed model is counted: the side branch (flow heads, predictors) is train
 The cost volume is counted: ``zoo::temporal_correlation`` registers ``2 B C T H W D`` FLOPs with
 the flop counter (``C`` the reduced channels, ``D = (2r+1)^2`` displacements), as the ``zoo.kernels`` docstring counts.
 
+``families`` (the second table): every registered architecture of every family, ``create_model('hcml',
+backbone=ARCH)`` with the default adapters, at the architecture's default input (its default cfg's
+``input_size``: the clip its weights were evaluated on), plain and deployed, with the cost volumes' share, and
+the weights' source GFLOPs where its tag gives them (torchvision and pytorchvideo count differently; a
+cross-check of the plain count only).
+
     python benchmarks/hcml_flops.py
 """
 from __future__ import annotations
@@ -74,6 +80,41 @@ def measure(name: str, input_size: tuple[int, ...]) -> tuple[torch.nn.Module, di
     return model, row
 
 
+def family_rows() -> dict[str, dict]:
+    """Every registered backbone (not the ``hcml*`` ones): plain and deployed-HCML GFLOPs at its default input."""
+    rows = {}
+    for family in zoo.list_modules():
+        if family == "hcml":
+            continue
+        for arch in zoo.list_models(module=family):
+            with torch.device("meta"):
+                input_size = tuple(zoo.create_model(arch).pretrained_cfg.input_size)
+            _, plain = measure(arch, input_size)
+            with torch.device("meta"):
+                model = zoo.create_model("hcml", backbone=arch).deploy()
+            stats = count_flops(model, input_size)
+            levels = level_gflops(model, input_size)
+            source = zoo.get_pretrained_cfg(arch, prefer_weights=True)
+            rows[arch] = {
+                "family": family,
+                "input_size": list(input_size),
+                "plain": plain,
+                "deployed": {"params": stats["params"], "params_m": round(stats["params"] / 1e6, 3),
+                             "gflops": round(stats["gflops"], 3), "gflops_2x": round(stats["gflops_2x"], 3)},
+                "gflops_ratio": round(stats["gflops"] / plain["gflops"], 4),
+                "params_ratio": round(stats["params"] / plain["params"], 4),
+                "cost_volume_gflops": round(sum(v["cost_volume_gflops"] for v in levels.values()), 4),
+                "modules": [v["module"] for v in levels.values()],
+                "min_frames": model.min_frames,
+                "source_tag": f"{arch}.{source.tag}" if source.has_weights and source.tag else None,
+                "source_gflops": source.gflops if source.has_weights else None,
+                "levels": levels,
+            }
+            print(f"{arch:16s} {'x'.join(map(str, input_size[1:])):12s} {plain['gflops']:8.2f} -> "
+                  f"{rows[arch]['deployed']['gflops']:8.2f} GFLOPs ({rows[arch]['gflops_ratio']:.3f}x)")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
@@ -104,6 +145,8 @@ def main() -> None:
             "env": env_info("cpu"),
             "flops_unit": "multiply-adds",
             "models": rows,
+            "paper_max_gflops_ratio": max(MODELS[n][2] for n in MODELS),
+            "families": family_rows(),
         },
     )
     print(f"wrote {path}")

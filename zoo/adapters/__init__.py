@@ -1,7 +1,8 @@
 """Adapters fitted into a built backbone: HCML's prime motion blocks and their side branch.
 
 ``attach_hcml(model, **cfg)`` fits HCML adapters into a built backbone, ``deploy`` drops their
-side branch; ``create_model('hcml', backbone=NAME, hcml_cfg=cfg)`` (:mod:`zoo.models.hcml`) is how
+side branch; ``render_cam`` draws a model's Grad-CAM beside its HCML version's;
+``create_model('hcml', backbone=NAME, hcml_cfg=cfg)`` (:mod:`zoo.models.hcml`) is how
 users build such a model. ``attach_adapter(model, 'hcml', **cfg)`` looks an adapter up by name.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from .cam import cam_colormap, grad_cam, render_cam
 from .flow import FlowHead, backward_warp, charbonnier, photometric_loss, smoothness_loss, upsample_flow
 from .hcml import (
     HCMLConfig,
@@ -26,6 +28,7 @@ from .hcml import (
     level_feature_index,
 )
 from .render import frames_to_uint8, render_flow, render_flow_levels
+from .weights import hcml_state_dict
 
 __all__ = [
     "attach_adapter",
@@ -36,6 +39,9 @@ __all__ = [
     "frames_to_uint8",
     "render_flow",
     "render_flow_levels",
+    "grad_cam",
+    "render_cam",
+    "cam_colormap",
     "HCMLConfig",
     "HCMLModel",
     "HCMLStage",
@@ -44,6 +50,7 @@ __all__ = [
     "FlowHead",
     "capture_motion",
     "hcml_stages",
+    "hcml_state_dict",
     "level_feature_index",
     "backward_warp",
     "charbonnier",

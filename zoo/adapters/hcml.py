@@ -28,7 +28,13 @@ Levels: the paper's level ``l`` follows res_{l+1} (levels 1, 2, 3 after res2, re
 ``feature_info[len(feature_info) - 5 + l]``: ``feature_info[l]`` for the video ResNets (stem, layer1..4)
 and timm ResNets (act1, layer1..4), ``feature_info[l - 1]`` for ConvNeXt (four stages). We count from
 the deepest stage rather than by reduction because torchvision's video ResNets have no max-pool (res2
-at reduction 2, not 4).
+at reduction 2, not 4). Every family's ``feature_info`` ends with its four stages, so the rule holds for all of
+them; each family file says which modules its levels are and what maps they have: X3D's ``blocks.1..3``;
+SlowFast's fast pathway (``feature_pathway='slow'``: the slow one); CSN's and pytorchvideo's ResNets'
+``blocks`` stages (C2D/I3D skip the temporal pool); MViT's ``stage_maps.<i>`` (the stage's patch tokens as a
+``(B, C, T, H, W)`` map, the class token passed through, ``g(P)`` added to the tokens of the same positions);
+Swin3D's stages (map in, map out). A level's map must have ``T >= 2`` (``max(deltas) + 1`` at a contrastive
+level for the objective, :func:`hcml_min_frames`) and be larger than its displacement window.
 
 Choices the paper leaves open are config fields of :class:`HCMLConfig` with defaults that are ours.
 """
@@ -58,6 +64,8 @@ __all__ = [
     "flow_head_levels",
     "hcml_stages",
     "level_feature_index",
+    "hcml_min_frames",
+    "short_clip_message",
     "capture_motion",
 ]
 
@@ -444,6 +452,23 @@ def _build_side_branch(cfg: HCMLConfig, motion_channels: dict[int, int]) -> nn.M
     return nn.ModuleDict({"flow": flow, "predict": predict})
 
 
+def hcml_min_frames(model: nn.Module, training: bool = False) -> int:
+    """The shortest clip a model with HCML adapters takes: every level needs 2 time steps (a frame pair), so
+    ``2 * temporal_reduction`` frames for each level, and at least what the plain model needs: that is
+    ``model.min_frames``. With ``training``, the HCML objective's: while the side branch is there, a
+    contrastive level also needs ``max(deltas) + 1`` time steps (a target ``delta`` steps ahead):
+    ``model.min_train_frames``. A level's ``T`` is the clip's divided by its temporal reduction, rounded up
+    (strided convs) or down (pools): ``temporal_reduction * steps`` frames give it ``steps`` either way."""
+    config = model.hcml_cfg
+    need = 1
+    for level, stage in hcml_stages(model).items():
+        steps = 2
+        if training and config.side_branch and level in config.contrastive_levels:
+            steps = max(steps, max(config.deltas) + 1)
+        need = max(need, stage.temporal_reduction * steps)
+    return max(getattr(model, "_hcml_plain_min_frames", 1), need)
+
+
 def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any) -> nn.Module:
     """Fit HCML motion adapters into ``model`` in place and return it.
 
@@ -453,8 +478,9 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
     under ``hcml.flow.<level>``, predictors under ``hcml.predict.<level>``). Also set:
     ``model.hcml_cfg`` (:class:`HCMLConfig`); the model's class becomes an :class:`HCMLModel` subclass of
     its own class, so that ``model.deploy()`` is a method (see :func:`deploy`); also
-    ``model.min_frames`` (at least 2 time steps at every level) and ``model.min_size`` (frames large
-    enough for every level's displacement window, rounded up to a multiple of the network's
+    ``model.min_frames`` (:func:`hcml_min_frames`: 2 time steps at every level), ``model.min_train_frames``
+    (the objective's: also ``max(deltas) + 1`` time steps at the contrastive levels) and ``model.min_size``
+    (frames large enough for every level's displacement window, rounded up to a multiple of the network's
     deepest reduction). With ``zero_init_fuse`` (the default) every ``g`` starts at zero, so the model
     computes exactly what it computed before.
 
@@ -467,7 +493,7 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
         raise ValueError("the model already has HCML adapters")
     config = HCMLConfig(levels=tuple(levels), **cfg)
     motion_channels: dict[int, int] = {}
-    temporal_reductions, min_sizes = [], []
+    min_sizes = []
     for level in config.levels:
         info = model.feature_info[level_feature_index(model, level)]
         name = info["module"]
@@ -490,7 +516,6 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
             stage.to(device=param.device, dtype=param.dtype)
         model.set_submodule(name, stage)
         motion_channels[level] = motion
-        temporal_reductions.append(stage.temporal_reduction)
         min_sizes.append((d + 1) * stage.reduction)
     if config.side_branch:
         side = _build_side_branch(config, motion_channels)
@@ -499,7 +524,8 @@ def attach_hcml(model: nn.Module, levels: Sequence[int] = (1, 2, 3), **cfg: Any)
             side.to(device=param.device, dtype=param.dtype)
         model.hcml = side
     model.hcml_cfg = config
-    model.min_frames = max(getattr(model, "min_frames", 1), 2 * max(temporal_reductions))
+    model._hcml_plain_min_frames = getattr(model, "min_frames", 1)
+    model.min_frames, model.min_train_frames = hcml_min_frames(model), hcml_min_frames(model, training=True)
     deepest = model.feature_info[-1]["reduction"]
     model.min_size = max(getattr(model, "min_size", 1), -(-max(min_sizes) // deepest) * deepest)
     model.__class__ = hcml_model_class(type(model))
@@ -513,6 +539,30 @@ class HCMLModel:
     def deploy(self) -> nn.Module:
         """Drop the side branch in place (see :func:`deploy`) and return the model."""
         return deploy(self)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """The backbone's input check, with a clip shorter than ``min_frames`` refused by a message that says
+        which level needs how many frames."""
+        if torch.is_tensor(x) and x.ndim == 5 and x.is_floating_point() and x.shape[2] < self.min_frames:
+            raise ValueError(short_clip_message(self, x))
+        super().check_input(x)  # type: ignore[misc]
+
+
+def short_clip_message(model: nn.Module, x: torch.Tensor, training: bool = False) -> str:
+    """Why clip ``x`` is too short for the HCML model (``training``: for its objective, see :func:`hcml_min_frames`)."""
+    config, stages = model.hcml_cfg, hcml_stages(model)
+    top = max(stages.values(), key=lambda s: s.temporal_reduction)
+    r = top.temporal_reduction
+    reasons = [f"HCML compares neighbouring time steps, so every level needs at least 2 (at least {2 * r} frames "
+               f"here: level {top.level} has temporal reduction {r})"]
+    contrastive = [stages[lv] for lv in config.contrastive_levels if lv in stages]
+    if training and config.side_branch and contrastive:
+        top, steps = max(contrastive, key=lambda s: s.temporal_reduction), max(config.deltas) + 1
+        reasons.append(f"a contrastive level predicts the motion deltas {config.deltas} time steps ahead, so it needs "
+                       f"at least {steps} (level {top.level}: {steps * top.temporal_reduction} frames)")
+    need = hcml_min_frames(model, training)
+    return (f"expected a float tensor of shape (B, {x.shape[1]}, T, H, W) with T >= {need}: {'; '.join(reasons)}; "
+            f"got T={x.shape[2]} in shape {tuple(x.shape)}")
 
 
 _HCML_CLASSES: dict[type, type] = {}
@@ -542,4 +592,5 @@ def deploy(model: nn.Module) -> nn.Module:
     if "hcml" in model._modules:
         del model.hcml
     model.hcml_cfg = dataclasses.replace(model.hcml_cfg, side_branch=False)
+    model.min_train_frames = model.min_frames  # no side branch: no objective trains it
     return model

@@ -9,6 +9,12 @@
   stem and stages up to the level below, their motion blocks, ``g`` and side branches. Not trained
   and not run: the rest of the network (the forward pass stops after level ``l``), including level
   ``l``'s ``g`` and the classifier: the ``g`` start at zero and are trained in the joint stage.
+  "Between" is what ``P^l`` depends on and the level below's output ``Z^{l'}`` does not: the objective
+  finds it by one forward pass on the meta device (nothing computed) and the autograd graph of ``P^l``,
+  so it holds for backbones that are not a chain: SlowFast's slow pathway, which never feeds the fast
+  pathway's levels, is not trained in the level stages; MViT's blocks, registered apart from its
+  ``stage_maps``, are assigned to the stage that runs them. Modules with nothing to train run in eval
+  mode. A backbone that does not run on the meta device falls back to the modules' registration order.
   Loss: ``lambda L_reconstruct^l`` if ``l`` has a flow head, plus ``gamma_l L_contrastive^l`` if
   it is a contrastive level (the joint weights, so a term means the same in every stage).
 - ``'joint'`` (3.2, eq. 4): everything is trained, ``L = L_cls + lambda sum L_reconstruct^l +
@@ -57,7 +63,14 @@ from torch import nn
 
 from .. import kernels
 from ..adapters.flow import CHARBONNIER_ALPHA, CHARBONNIER_EPS, photometric_loss, smoothness_loss
-from ..adapters.hcml import HCMLStage, MotionPredictor, capture_motion, hcml_stages
+from ..adapters.hcml import (
+    HCMLStage,
+    MotionPredictor,
+    capture_motion,
+    hcml_min_frames,
+    hcml_stages,
+    short_clip_message,
+)
 from ..models import check_video_input
 from . import register_objective
 from .base import Objective
@@ -204,6 +217,56 @@ def _parameter_levels(model: nn.Module, stages: dict[int, HCMLStage]) -> dict[st
     return groups
 
 
+def _graph_parameters(output: torch.Tensor, names: dict[int, str]) -> set[str]:
+    """Names (``names``: ``id(leaf) -> name``) of the leaves ``output``'s autograd graph reaches."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node: its leaf
+        if variable is not None and id(variable) in names:
+            found.add(names[id(variable)])
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return found
+
+
+def _traced_dependencies(
+    model: nn.Module, stages: dict[int, HCMLStage], level: int
+) -> tuple[set[str], set[str]] | None:
+    """``(upstream of P^level, upstream of the lower levels' outputs Z^l')``: the names of the parameters
+    each depends on, from one forward pass on the meta device (no memory, nothing computed; eval mode)
+    that stops after level ``level``'s ``P``. None when the model does not run on the meta device."""
+    params = {n: torch.empty_like(p, device="meta").requires_grad_(p.is_floating_point())
+              for n, p in model.named_parameters()}
+    tensors = {**params, **{n: torch.empty_like(b, device="meta") for n, b in model.named_buffers()}}
+    names = {id(p): n for n, p in params.items()}
+    outputs: list[torch.Tensor] = []
+    hooks = [stage.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+             for lv, stage in stages.items() if lv < level]
+    modes = {m: m.training for m in model.modules()}
+    size = max(getattr(model, "min_size", 1) or 1, model.feature_info[-1]["reduction"])
+    clip = torch.empty(2, getattr(model, "in_chans", 3), max(2, getattr(model, "min_frames", 2)), size, size,
+                       device="meta")
+    model.eval()
+    try:
+        with torch.enable_grad(), capture_motion(model, stop_after_level=level) as motion:
+            torch.func.functional_call(model, tensors, (clip,), strict=False)
+        upstream = _graph_parameters(motion[level], names)
+        lower = set().union(*(_graph_parameters(out, names) for out in outputs))
+    except (RuntimeError, NotImplementedError, TypeError, ValueError, KeyError):
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for module, mode in modes.items():
+            module.training = mode
+    return upstream, lower
+
+
 @register_objective("hcml")
 class HCMLObjective(Objective):
     """HCML's loss for one training stage (see the module docstring).
@@ -283,18 +346,23 @@ class HCMLObjective(Objective):
         groups = _parameter_levels(model, self.stages)
         if self.level is None:
             trained = set(groups)
-            frozen: set[str] = set()
         else:
-            trained = {n for n, g in groups.items() if g[0] in ("level", "side") and g[1] == self.level}
-            frozen = {n for n, g in groups.items() if g[0] != "top" and g[1] < self.level}
+            side = {n for n, g in groups.items() if g[0] == "side" and g[1] == self.level}
+            traced = _traced_dependencies(model, self.stages, self.level)
+            if traced is not None:  # what P^l depends on, less what the level below's output depends on
+                upstream, lower = traced
+                trained = (upstream - lower) | side
+            else:  # registration order (a backbone that does not run on the meta device)
+                trained = {n for n, g in groups.items() if g[0] == "level" and g[1] == self.level} | side
         self._trained_names = [n for n in groups if n in trained]
         for name, param in model.named_parameters():
             param.requires_grad_(name in trained)
+        # Modules with nothing to train run in eval mode (BatchNorm statistics fixed, no dropout).
         frozen_modules = {}
         for name, module in model.named_modules():
             params = [n for n, _ in module.named_parameters(prefix=name)]
             inside_frozen = any(name.startswith(p + ".") for p in frozen_modules)
-            if params and all(n in frozen for n in params) and not inside_frozen:
+            if params and not any(n in trained for n in params) and not inside_frozen:
                 frozen_modules[name] = module
         self._frozen_modules = list(frozen_modules.values())
 
@@ -322,7 +390,9 @@ class HCMLObjective(Objective):
 
     def forward(self, clips: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         model = self.model
-        check_video_input(clips, getattr(model, "in_chans", clips.shape[1]), max(2, getattr(model, "min_frames", 2)))
+        check_video_input(clips, getattr(model, "in_chans", clips.shape[1]), 2)
+        if clips.shape[2] < hcml_min_frames(model, training=True):  # the contrastive levels' deltas included
+            raise ValueError(short_clip_message(model, clips, training=True))
         if self.level is None and labels is None:
             raise ValueError("the joint HCML stage trains the classifier too: pass labels (B,) with the clips")
         if model.training:
@@ -339,8 +409,13 @@ class HCMLObjective(Objective):
         for level in self.levels:
             if level in self.cfg.flow_levels:
                 feats = motion[level]
+                # The flow head sees each time step alone, and the losses leave out the last step's flow (the
+                # last frame paired with itself): it runs on the T-1 real pairs, and a zero flow stands for the
+                # last step (1/T of the head's cost, the largest part of the side branch, saved; same loss).
+                flow = side["flow"][str(level)](feats[:, :, :-1])
+                flow = torch.cat([flow, flow.new_zeros(flow[:, :, -1:].shape)], dim=2)
                 # Warping in float32 also under autocast: bf16 pixel coordinates are off by up to a pixel.
-                flow = side["flow"][str(level)](feats).float()
+                flow = flow.float()
                 frames = level_frames(clips, self.stages[level].temporal_reduction, feats.shape[2]).float()
                 if self.reconstruct_at == "level":
                     frames = F.adaptive_avg_pool3d(frames, flow.shape[2:])

@@ -87,14 +87,17 @@ def init_weights_from(model: nn.Module, path: str | os.PathLike) -> list[str]:
 
     Tensors whose shape differs from the model's (a classifier of another size) and keys the model
     lacks (an HCML side branch that fine-tuning does not use) are left out; the model's own
-    initialisation stays there.
+    initialisation stays there. A plain backbone's weights load into its HCML version (the adapters keep
+    their initialisation: zero ``g``, so the model starts as the plain one), see
+    :func:`zoo.adapters.hcml_state_dict`.
 
     Returns:
         The names of the model's parameters and buffers that were *not* loaded.
     """
     from .._helpers import load_state_dict_file
+    from ..adapters import hcml_state_dict
 
-    state = load_state_dict_file(path)
+    state = hcml_state_dict(model, load_state_dict_file(path))  # a plain backbone's stages into its HCML version
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
