@@ -31,7 +31,14 @@ from pathlib import Path
 
 import torch
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(os.environ.get("ZOO_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
+"""Where the JSON files go: ``benchmarks/results/``, or ``$ZOO_BENCH_RESULTS`` (dry runs write to a temporary one)."""
+
+# Peak figures of the GPUs the suite expects (the zoo.kernels docstring; dense, no sparsity), by name substring.
+DEVICE_PEAKS = {
+    "h200": {"hbm_bytes_per_s": 4.8e12, "fp32_flops": 67e12, "tf32_flops": 495e12, "bf16_flops": 989e12},
+    "h100": {"hbm_bytes_per_s": 3.35e12, "fp32_flops": 67e12, "tf32_flops": 495e12, "bf16_flops": 989e12},
+}
 
 
 def device_name(device: str | torch.device) -> str:
@@ -99,6 +106,59 @@ def env_info(device: str | torch.device = "cpu") -> dict:
     }
 
 
+def device_peaks(device: str | torch.device) -> dict | None:
+    """The peak memory bandwidth and FLOP/s of a CUDA device named in :data:`DEVICE_PEAKS` (H100 SXM, H200), with
+    ``"name"`` the entry it matched; None for other devices (a CPU, an unlisted GPU)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    name = device_name(device).lower()
+    for key, peaks in DEVICE_PEAKS.items():
+        if key in name:
+            return {"name": key, **peaks}
+    return None
+
+
+def achieved(flops: float, nbytes: float, time_ms: float, peaks: dict | None, dtype: torch.dtype) -> dict:
+    """Achieved FLOP/s and bandwidth of a call that did ``flops`` useful FLOPs over at least ``nbytes`` bytes in
+    ``time_ms``, and their fractions of the device's peaks (the compute peak of ``dtype``: fp32 FMA for float32,
+    the tensor cores for bf16/fp16)."""
+    seconds = time_ms / 1e3
+    out = {"tflop_per_s": round(flops / seconds / 1e12, 3), "tb_per_s": round(nbytes / seconds / 1e12, 4)}
+    if peaks:
+        compute = peaks["fp32_flops"] if dtype == torch.float32 else peaks["bf16_flops"]
+        out["fraction_of_peak_flops"] = round(flops / seconds / compute, 4)
+        out["fraction_of_peak_bandwidth"] = round(nbytes / seconds / peaks["hbm_bytes_per_s"], 4)
+    return out
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                     sync: Callable[[], None] | None = None) -> dict[str, dict]:
+    """Median wall and CPU time of each call, measured in rounds that run every call once in turn (so that a
+    machine's load drifting over the rounds hits every call alike), after ``warmup`` untimed rounds; plus the
+    median over rounds of each call's time divided by the first call's (``ratio_to_first``)."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+            if sync:
+                sync()
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    cpu: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(repeats):
+        for key, call in calls.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            call()
+            if sync:
+                sync()
+            times[key].append(time.perf_counter() - start)
+            cpu[key].append(time.process_time() - start_cpu)
+    first = next(iter(calls))
+    return {key: {"time_ms": 1e3 * statistics.median(v), "min_time_ms": 1e3 * min(v),
+                  "cpu_time_ms": 1e3 * statistics.median(cpu[key]), "repeats": repeats,
+                  "ratio_to_first": statistics.median(a / b for a, b in zip(v, times[first]))}
+            for key, v in times.items()}
+
+
 def write_result(name: str, payload: dict) -> Path:
     """Write ``payload`` as indented JSON to ``benchmarks/results/<name>.json`` and return the path. The file is
     replaced whole (written beside it, then renamed), so a script running in parallel never reads half of it."""
@@ -121,15 +181,24 @@ def proc_status_mib(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def measure_cpu_call(call: Callable[[], object], repeats: int) -> dict:
-    """In a fresh process: the peak extra resident memory of one ``call()``, then its median time over ``repeats``
-    more calls (the memory run doubles as warm-up). Create the inputs before calling this."""
+def measure_cpu_peak(call: Callable[[], object]) -> tuple[float, float]:
+    """``(peak extra resident MiB, seconds)`` of one ``call()``: the kernel's high-water mark, reset first (``echo 5 >
+    /proc/self/clear_refs``), minus the resident memory before. Meant for a fresh process."""
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     before = proc_status_mib("VmRSS")
     start = time.perf_counter()
     call()
-    first = time.perf_counter() - start
-    peak = proc_status_mib("VmHWM") - before
+    seconds = time.perf_counter() - start
+    return proc_status_mib("VmHWM") - before, seconds
+
+
+def measure_cpu_call(call: Callable[[], object], repeats: int) -> dict:
+    """In a fresh process: the peak extra resident memory of one ``call()``, then its median time over ``repeats``
+    more calls (the memory run doubles as warm-up; ``repeats=0``: the memory only). Create the inputs before
+    calling this."""
+    peak, first = measure_cpu_peak(call)
+    if repeats == 0:
+        return {"first_call_ms": 1e3 * first, "peak_mib": peak}
     times, cpu_times = [], []
     for _ in range(repeats):
         start, start_cpu = time.perf_counter(), time.process_time()

@@ -1,6 +1,6 @@
 """Benchmark of the correlation (cost volume): Triton kernels, the PyTorch reference and a naive unfold.
 
-    python benchmarks/correlation.py [--device cpu|cuda] [--quick] [--repeats N] [--dtype DTYPE]
+    python benchmarks/correlation.py [--device cpu|cuda] [--quick] [--repeats N] [--dtype DTYPE] [--dry-run]
 
 Writes ``benchmarks/results/correlation_<device>.json``: per shape and implementation, the median time
 of the forward and of forward + backward, and their peak memory, plus each shape's roofline floor
@@ -27,6 +27,10 @@ when threads are oversubscribed, so one thread measures the algorithms rather th
 Times: CUDA events around each call (median of ``--repeats`` after warm-up); CPU ``perf_counter``
 (median of ``--repeats`` after the memory run, which doubles as warm-up), plus the process CPU time
 (``process_time``, all threads), which other processes on a shared machine disturb less.
+On CUDA each measurement also gives the achieved TFLOP/s and TB/s (of the roofline's FLOPs and minimum bytes)
+and their fractions of the device's peaks (``_common.DEVICE_PEAKS``: H100 SXM, H200).
+``--dry-run``: one tiny shape, all three implementations in this process (``triton`` through the interpreter on
+a CPU), one timed call each and no memory runs: it checks that the benchmark runs.
 """
 from __future__ import annotations
 
@@ -42,11 +46,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
+    achieved,
+    device_peaks,
     device_slug,
     env_info,
     measure_cpu_call,
     measure_cuda_call,
     run_worker,
+    time_interleaved,
     write_result,
 )
 
@@ -58,6 +65,7 @@ SHAPES = {
     "flownetc_48x64_d20_s2": (4, 256, 48, 64, 20, 2, False),
 }
 QUICK_BATCH_DIVISOR = 8
+DRY_RUN_SHAPES = {"tiny_4x4_d1_s1": (1, 16, 4, 4, 1, 1, True)}
 
 # H100 SXM figures of the zoo.kernels docstring (the H200 differs in memory bandwidth only).
 HBM_BYTES_PER_S = {"h100_sxm": 3.35e12, "h200": 4.8e12}
@@ -155,7 +163,17 @@ def measure_cpu(shape: tuple, impl: str, backward: bool, dtype: torch.dtype, rep
 
 def measure_cuda(shape: tuple, impl: str, backward: bool, dtype: torch.dtype, repeats: int) -> dict:
     f1, f2, grad = make_inputs(shape, dtype, "cuda", backward)
-    return measure_cuda_call(lambda: one_call(impl, shape, f1, f2, grad), repeats)
+    out = measure_cuda_call(lambda: one_call(impl, shape, f1, f2, grad), repeats)
+    if "time_ms" in out:
+        floor = roofline(shape, torch.tensor([], dtype=dtype).element_size(), backward)
+        out["achieved"] = achieved(floor["flops"], floor["min_bytes"], out["time_ms"], device_peaks("cuda"), dtype)
+    return out
+
+
+def measure_dry_run(shape: tuple, impls: list[str], backward: bool, dtype: torch.dtype) -> dict:
+    """The implementations once each, in this process (interpreted Triton on a CPU): no memory figures."""
+    f1, f2, grad = make_inputs(shape, dtype, "cpu", backward)
+    return time_interleaved({impl: (lambda impl=impl: one_call(impl, shape, f1, f2, grad)) for impl in impls}, 1, 0)
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -181,6 +199,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--tag", default="", help="JSON name suffix: correlation_<device>[_<tag>].json")
+    parser.add_argument("--dry-run", action="store_true", help="one tiny shape, Triton interpreted on a CPU")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -193,12 +212,13 @@ def main() -> None:
     on_cuda = args.device == "cuda"
     dtype = getattr(torch, args.dtype or ("bfloat16" if on_cuda else "float32"))
     repeats = args.repeats or (20 if on_cuda else 3)
-    impls = ["triton", "reference", "naive"] if on_cuda else ["reference", "naive"]
+    impls = ["triton", "reference", "naive"] if on_cuda or args.dry_run else ["reference", "naive"]
     measure = measure_cuda if on_cuda else measure_cpu
     element_bytes = torch.tensor([], dtype=dtype).element_size()
+    shapes = DRY_RUN_SHAPES if args.dry_run else SHAPES
     results = []
-    for name in args.shapes:
-        shape = SHAPES[name]
+    for name in (list(shapes) if args.dry_run else args.shapes):
+        shape = shapes[name]
         if args.quick:
             shape = (max(1, shape[0] // QUICK_BATCH_DIVISOR),) + shape[1:]
         entry = {"name": name, "batch": shape[0], "channels": shape[1], "height": shape[2], "width": shape[3],
@@ -207,11 +227,13 @@ def main() -> None:
                  "max_abs_diff_vs_reference": check_agreement(shape, args.device, dtype, impls)}
         for mode, backward in (("forward", False), ("forward_backward", True)):
             entry[mode] = {"roofline": roofline(shape, element_bytes, backward)}
+            dry = measure_dry_run(shape, impls, backward, dtype) if args.dry_run and not on_cuda else {}
             for impl in impls:
-                entry[mode][impl] = measure(shape, impl, backward, dtype, repeats)
+                entry[mode][impl] = dry[impl] if dry else measure(shape, impl, backward, dtype, repeats)
+                entry[mode][impl].setdefault("peak_mib", None)
                 print(f"{name:24s} {mode:17s} {impl:10s} {entry[mode][impl]}", flush=True)
             ref, naive = entry[mode]["reference"], entry[mode]["naive"]
-            if "error" not in ref and "error" not in naive:
+            if "error" not in ref and "error" not in naive and ref["peak_mib"] is not None:
                 entry[mode]["reference_vs_naive"] = {
                     "speedup": round(naive["time_ms"] / ref["time_ms"], 2),
                     "memory_ratio": round(naive["peak_mib"] / max(ref["peak_mib"], 1e-3), 1)}
@@ -222,6 +244,8 @@ def main() -> None:
         "env": env,
         "dtype": str(dtype).split(".")[1],
         "quick": args.quick,
+        "dry_run": args.dry_run,
+        "device_peaks": device_peaks(args.device),
         "repeats": repeats,
         "implementations": impls,
         "memory_method": (

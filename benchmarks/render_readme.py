@@ -1,7 +1,10 @@
 """Regenerate the README's figures from ``benchmarks/results/*.json``, so its tables stay true.
 
-Rewrites the text between ``<!-- figures:start -->`` and ``<!-- figures:end -->`` in README.md;
-``--check`` exits 1 (and rewrites nothing) when the README is not what the JSON files give.
+Rewrites the text between ``<!-- figures:start -->`` and ``<!-- figures:end -->`` in README.md, and the
+"Pretrained weights" table between ``<!-- pretrained:start -->`` and ``<!-- pretrained:end -->`` (from the
+weights cards of external weights, ``weights_cards/*.yaml`` with a ``url``, and the counts in
+``benchmarks/results/model_flops.json``); ``--check`` exits 1 (and rewrites nothing) when the README is
+not what the cards and JSON files give.
 
     python benchmarks/render_readme.py [--check]
 """
@@ -19,6 +22,9 @@ MOVING_DIGITS_CLASSES = 8  # left, right, up, down, clockwise, counterclockwise,
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+PRETRAINED_START, PRETRAINED_END = "<!-- pretrained:start -->", "<!-- pretrained:end -->"
+CARDS = ROOT / "weights_cards"
+_SHORT_DATASET = {"Kinetics-400": "K400", "Something-Something-V2": "SSv2"}
 
 
 def _val_videos() -> int:
@@ -98,6 +104,222 @@ def model_section() -> list[str]:
     return out + [""]
 
 
+def hcml_families_section() -> list[str]:
+    """Every family's backbones with HCML adapters: plain and deployed GFLOPs at each one's default input."""
+    data = _load("hcml_flops")
+    families = (data or {}).get("families")
+    if not families:
+        return []
+    rows = []
+    for name, m in sorted(families.items(), key=lambda kv: (kv[1]["family"], kv[0])):
+        shape = "x".join(str(v) for v in m["input_size"][1:])
+        rows.append([m["family"], f"`{name}`", shape, f"{m['plain']['gflops']:.2f}", f"{m['deployed']['gflops']:.2f}",
+                     f"{m['gflops_ratio']:.3f}x", f"{m['cost_volume_gflops']:.3f}",
+                     ", ".join(f"`{v}`" for v in m["modules"])])
+    worst = max(families.items(), key=lambda kv: kv[1]["gflops_ratio"])
+    paper = data.get("paper_max_gflops_ratio", 1.18)
+    verdict = (f"every one at or under the paper's R2D-50 figure, {paper}x" if worst[1]["gflops_ratio"] <= paper
+               else f"over the paper's {paper}x for " + ", ".join(
+                   f"`{n}`" for n, m in families.items() if m["gflops_ratio"] > paper))
+    over = [f"`{n}` {m['gflops_ratio']:.3f}x" for n, m in sorted(families.items()) if m["gflops_ratio"] > 1.11]
+    verdict += "; above the paper's R(2+1)D-101 figure (1.11x): " + ", ".join(over) if over else ""
+    out = ["### HCML on every family: GFLOPs of the deployed adapters at each backbone's default input", ""]
+    out += _table(["family", "backbone", "T x H x W", "plain", "deployed HCML", "overhead", "of which cost volumes",
+                   "levels 1-3 (wrapped modules)"], rows)
+    out += ["", f"`create_model('hcml', backbone=NAME)` with the default adapters (levels 1-3), deployed, counted "
+            "with the cost volumes (the correlation kernel's FLOP formula) at the input of the backbone's default "
+            f"cfg. Overheads from {min(m['gflops_ratio'] for m in families.values()):.3f}x to "
+            f"{worst[1]['gflops_ratio']:.3f}x (`{worst[0]}`): {verdict}. "
+            "Wide maps at stride 4 (192-256 channels at level 1) cost the most; SlowFast's adapters sit on the "
+            "thin fast pathway (32-128 channels) and the transformers' on 96-384-channel token maps, hence their "
+            "small overheads.", "",
+            _where(data, "hcml_flops"), ""]
+    return out
+
+
+def hcml_plugin_section() -> list[str]:
+    """HCML as a plug-in on a pretrained backbone (``benchmarks/hcml_plugin.py``): plain vs HCML fine-tuning."""
+    files = sorted(RESULTS.glob("hcml_plugin_*_cpu.json"))
+    if not files:
+        return []
+    rows, times, notes = [], [], []
+    for path in files:
+        data = json.loads(path.read_text())
+        summary, runs, st = data["summary"], data["runs"], data["settings"]
+        if not {"plain", "hcml"} <= set(summary):
+            continue
+        p, h = summary["plain"], summary["hcml"]
+        starts = [(r["start_top1"], r["start_max_abs_logit_difference"]) for k, r in runs.items()]
+        same = all(d == 0 for _, d in starts)
+        start = (f"{statistics.mean(t for t, _ in starts):.1f}% both (logits {'equal' if same else 'differ'})")
+        n_val = data["settings"]["eval_videos_per_class"] * 8
+        seed_noise = _seed_noise(p, h) if min(p["seeds"], h["seeds"]) > 1 else 0.0
+        verdict = (f"{h['mean'] - p['mean']:+.1f} points: {_compare(p['mean'], h['mean'], n_val, seed_noise)}; "
+                   f"over seeds alone (2 s.e. {seed_noise:.1f}): "
+                   + ("yes" if h["mean"] - p["mean"] > seed_noise > 0 else "no"))
+        rows.append([f"`{data['backbone']}`", f"{data['pretrain']['top1']:.1f}% (4 classes)", start, _mean_pm(p),
+                     _mean_pm(h), verdict, str(min(p["seeds"], h["seeds"]))])
+        stage_sums: dict[str, list[float]] = {}
+        for key, run in runs.items():
+            arm = key.rsplit("_seed", 1)[0]
+            for stage, seconds in run["stage_train_time_s"].items():
+                stage_sums.setdefault(f"{arm}: {stage}", []).append(seconds)
+        times.append([f"`{data['backbone']}`", "; ".join(f"{k} {statistics.mean(v):.0f} s" for k, v in
+                                                         stage_sums.items())])
+        notes.append(_where(data, path.stem))
+    if not rows:
+        return []
+    measured = {json.loads(f.read_text())["backbone"] for f in files}
+    missing = [b for b in ("x3d_xs", "slowfast_r50", "swin3d_t", "mvit_v2_s") if b not in measured]
+    st_videos = st["videos_per_class"] * 8
+    out = ["### HCML as a plug-in on a pretrained backbone (Moving-Digits, 2-core CPU)", ""]
+    out += _table(["backbone", "pre-trained on the time-symmetric task: val top-1", "before fine-tuning: val top-1",
+                   "plain fine-tune", "HCML fine-tune", "HCML - plain, above by > 2 s.e.?", "seeds"], rows)
+    out += ["", "`benchmarks/hcml_plugin.py`: the plain backbone is pre-trained by classification on Moving-Digits "
+            "with one direction of each motion pair (left, up, clockwise, grow: the kind of motion, which a set of "
+            "frames shows without their order; chance 25%), then fine-tuned on all 8 classes (each pair a time "
+            f"reversal of the other; chance 12.5%) from that checkpoint, {st['epochs']} epochs in both arms: "
+            "`recipes/finetune.yaml` (classification) against `recipes/hcml_finetune.yaml` (zero-initialised "
+            f"adapters; one epoch of each level stage, adapters only, then {st['epochs'] - 3} of joint training), "
+            f"the same optimiser and seed; {st['frame_size']}-px frames, {st_videos} training and "
+            f"{st['eval_videos_per_class'] * 8} val videos, {st['frames']} frames {st['frame_stride']} apart. "
+            "Before fine-tuning both models give the same logits (zero-initialised g). The verdict takes the larger "
+            "of two noises: 2 s.e. of the difference of two top-1s on the val videos, and 2 s.e. of the difference "
+            "of the means over seeds (every seed is scored on the same val videos, so the seeds' spread alone "
+            "understates it).", ""]
+    out += _table(["backbone", "training time per stage, mean over seeds (plain: its one stage)"], times)
+    out += ["", "Read with the pre-training's top-1: a 2D backbone (R2D) pools its frames over time, and within "
+            "this budget it learns neither the kind of motion nor, fine-tuned, the direction; where both arms stay "
+            "within a few points of chance, the table measures a budget too small to decide, not the adapters "
+            "(the quickstart's HCML R2D-18 needs 13 epochs of 1,024 videos at 48 px for its top-1 above)."]
+    if missing:
+        out[-1] += (" Not run on the shared 2-core CPU: " + ", ".join(f"`{b}`" for b in missing) + " (`python "
+                    "benchmarks/hcml_plugin.py --backbone NAME`; MViT takes only 16 x 224 x 224 clips). For every "
+                    "family `tests/test_hcml_families.py` trains each HCML stage one step at its smallest clip; "
+                    "`tests/test_hcml_finetune.py` runs the recipe, two steps per stage, from the "
+                    "`r2plus1d_18.tv_k400` tag.")
+    return out + [""] + notes + [""]
+
+
+def hcml_cam_section() -> list[str]:
+    """The Fig. 6 analogue (``benchmarks/hcml_cam.py``): Grad-CAM of a model beside its HCML version."""
+    out = []
+    for path in sorted(RESULTS.glob("hcml_cam*.json")):
+        data = json.loads(path.read_text())
+        rows = [[f"`{name}`", f"`{m.get('layer')}`, {m.get('map_side_px', '?')}x{m.get('map_side_px', '?')} per frame "
+                 f"of {m.get('frame_side_px', '?')} px", f"{m['top1']:.1f}%",
+                 f"{100 * m['cam_share_on_moving_pixels']:.1f}%"] for name, m in data["models"].items()]
+        checkpoints = ", ".join(f"`{v}`" for v in data["checkpoints"].values())
+        out += [f"### Grad-CAM of the last stage, a model beside its HCML version (Fig. 6 analogue): {checkpoints}",
+                "", f"![Grad-CAM]({data['figure']})", ""]
+        out += _table(["model", "map (module, size)", f"top-1 on the {data['videos']} val clips",
+                       "CAM mass on the moving digit"], rows)
+        out += ["", f"Rows: each model's Grad-CAM of the labelled class (`zoo.adapters.render_cam`) over the clip's "
+                f"frames, one val clip per class ({', '.join(d['class'] for d in data['drawn'])}). The moving "
+                f"digit (pixels that change between neighbouring frames) covers "
+                f"{100 * data['moving_pixel_share_of_frame']:.1f}% of the frames. A map of one pixel per frame "
+                "says which frames matter, not where: there the CAM's mass on the digit only follows the frames' "
+                "weights.", "", _where(data, path.stem), ""]
+    return out
+
+
+def _external_cards() -> list[dict]:
+    """The weights cards of external weights (a ``url``): torchvision's first, Kinetics-400 first, by name."""
+    import yaml
+
+    cards = [yaml.safe_load(p.read_text()) for p in sorted(CARDS.glob("*.yaml"))]
+    return sorted((c for c in cards if c.get("url")),
+                  key=lambda c: (c["provider"] != "torchvision", c["dataset"] != "Kinetics-400", c["name"]))
+
+
+def _as_stated(value: float) -> str:
+    """A source's figure with its own decimals, at least two (pytorchvideo's 77.00, torchvision's 67.463)."""
+    return f"{value:.2f}" if round(value, 2) == value else f"{value:g}"
+
+
+def pretrained_table() -> list[str]:
+    """The README's "Pretrained weights" table: the cards' sources and metrics, our counts of params and GFLOPs."""
+    flops = _load("model_flops")
+    counted = (flops or {}).get("pretrained", {})
+    rows = []
+    for card in _external_cards():
+        metric, inp, m = card["metrics"][0], card["input"], counted.get(card["name"])
+        _, t, h, w = inp["size"]
+        rows.append([
+            f"`{card['name']}`", card["provider"],
+            f"{_as_stated(metric['top1'])} ({_SHORT_DATASET.get(card['dataset'], card['dataset'])}, {metric['views']})",
+            f"{m['params_m']:.1f} M" if m else "-", f"{m['gflops']:.2f}" if m else "-",
+            f"{t}x{h}x{w}, " + (f"stride {inp['frame_stride']}" if {"frame_stride", "frame_rate"} & set(metric)
+                                 else "frames spread over the video"),
+        ])
+    out = _table(["tag", "source", "acc@1 as the source reports it (dataset, views)", "params", "GFLOPs at its input",
+                  "input T x H x W, frame stride"], rows)
+    out += ["", "acc@1: top-1 (%) on the val split as torchvision's weights meta or pytorchvideo's model zoo "
+            "table states it, over `views` = clips x crops per video; the card of each tag (`weights_cards/`) "
+            "gives the full protocol. Params and GFLOPs (multiply-adds per clip) are the zoo's counts at the "
+            "tag's input; the sources' figures and why some differ are under [Figures](#figures)."]
+    if flops:
+        out += ["", _where(flops, "model_flops")]
+    return [PRETRAINED_START, "", *out, "", PRETRAINED_END]
+
+
+def _pretrained_flops_text(counted: dict) -> list[str]:
+    """Why our counts differ from the sources' (every figure from model_flops.json)."""
+    swin = {k: m for k, m in counted.items() if "gflops_at_16_frames" in m}
+    pv = {k: m for k, m in counted.items() if m["source"] == "pytorchvideo"}
+    tv_gap = max(abs(m["gflops"] - m["stated_gflops"]) for k, m in counted.items()
+                 if m["source"] == "torchvision" and k not in swin)
+    bn_match = sorted(k for k, m in pv.items() if abs(m["gflops_with_bn_5"] - m["stated_gflops"]) <= 0.01)
+    plain_match = sorted(k for k, m in pv.items() if abs(m["gflops"] - m["stated_gflops"]) <= 0.005)
+    bn_gap = max((abs(pv[k]["gflops_with_bn_5"] - pv[k]["stated_gflops"]) for k in bn_match), default=0.0)
+    at16 = ", ".join(f"{swin[k]['gflops_at_16_frames']:.2f}" for k in swin)
+    stated16 = ", ".join(f"{swin[k]['stated_gflops']:g}" for k in swin)
+    params_off = [f"`{k}` ({m['params'] / 1e6:.2f} M, stated {m['stated_params'] / 1e6:.2f} M)"
+                  for k, m in counted.items() if abs(m["params"] - m["stated_params"]) > 5_000]
+    tv_agree = f" to within {tv_gap:.3f} GFLOPs" if tv_gap >= 0.0005 else ", to the three decimals it gives"
+    return [
+        "Our counts (`torch.utils.flop_counter`: convolutions, linear layers, attention matmuls) equal torchvision's "
+        f"`_ops` for its CNNs and MViTs{tv_agree}. For Swin3D ({', '.join(swin)}) they are twice torchvision's: "
+        "torchvision counted 16-frame clips while its weights' eval transform (and the tag's `input_size`) takes "
+        f"32 frames; at 16 frames ours are {at16}, against its {stated16}.",
+        "",
+        f"pytorchvideo's table counts more than convolutions and linear layers: {len(bn_match)} of its {len(pv)} rows "
+        f"equal ours plus 5 multiply-adds per batch-norm output element (to within {bn_gap:.3f}), which is fvcore's "
+        "count of a `batch_norm` with affine parameters in training mode (fvcore counts 2 per element in eval mode). "
+        f"The rows that equal our plain count instead: {', '.join(f'`{k}`' for k in plain_match) or 'none'}. "
+        "Parameters agree with the sources' to their stated precision"
+        + (f", except {', '.join(params_off)}." if params_off else "."),
+    ]
+
+
+def pretrained_flops_section() -> list[str]:
+    flops = _load("model_flops")
+    counted = (flops or {}).get("pretrained")
+    if not counted:
+        return []
+    rows = []
+    for name, m in counted.items():
+        note = "-"
+        if "gflops_at_16_frames" in m:
+            note = f"{m['gflops_at_16_frames']:.2f} at 16 frames"
+        elif m["source"] == "pytorchvideo" and abs(m["gflops"] - m["stated_gflops"]) > 0.005:
+            note = f"{m['gflops_with_bn_5']:.2f} with 5 per BN output"
+        shape = "x".join(str(v) for v in m["input_size"][1:])
+        rows.append([f"`{name}`", shape, f"{m['params'] / 1e6:.2f} / {m['stated_params'] / 1e6:.2f} M",
+                     f"{m['gflops']:.2f}", f"{m['stated_gflops']:g}", f"{m['ratio_to_stated']:.3f}", note])
+    out = ["### Pretrained tags: our GFLOPs beside the sources' (multiply-adds per clip, at the tag's input)", ""]
+    out += _table(["tag", "T x H x W", "params ours / stated", "GFLOPs", "stated", "ratio", "explained by"], rows)
+    out += ["", *_pretrained_flops_text(counted)]
+    hcml = flops.get("hcml_overhead") or {}
+    if hcml:
+        rows = [[f"`{k}`", "x".join(str(v) for v in h["input_size"][1:]), f"{h['plain']['gflops']:.2f}",
+                 f"{h['deployed']['gflops']:.2f}", f"{h['gflops_ratio']:.3f}x",
+                 f"{h['plain']['params_m']:.2f} -> {h['deployed']['params_m']:.2f} M"] for k, h in hcml.items()]
+        out += ["", "HCML, deployed with the adapters' defaults, on these families at the tag's input:", ""]
+        out += _table(["backbone", "T x H x W", "plain GFLOPs", "deployed HCML GFLOPs", "overhead", "params"], rows)
+    return out + ["", _where(flops, "model_flops"), ""]
+
+
 def correlation_section() -> list[str]:
     data = _load("correlation_cpu")
     if not data:
@@ -126,25 +348,143 @@ def contrastive_section() -> list[str]:
     rows = []
     for c in data["cases"]:
         mat = c.get("materialized") or {}
+        mat = mat if "time_ms" in mat else {}
+        ratio = c.get("time_ratio_vs_materialized")
         rows.append([
             c["name"], f"{c['n']} x {c['m']} x {c['dim']}",
             f"{c['fused']['time_ms']:.0f}", f"{mat['time_ms']:.0f}" if mat else "-",
-            f"{c['fused']['peak_mib']:.0f}", f"{mat['peak_mib']:.0f}" if mat else "-",
-            f"{100 * c['memory_fraction_of_materialized']:.1f}%" if mat else "-",
+            f"{ratio:.2f}x" if ratio is not None else "-",
+            f"{c['fused']['peak_mib']:.0f}", f"{mat['peak_mib']:.0f}" if mat.get("peak_mib") is not None else "-",
+            f"{100 * c['memory_fraction_of_materialized']:.1f}%" if "memory_fraction_of_materialized" in c else "-",
         ])
     out = ["### InfoNCE on CPU: the chunked path against materialised logits (forward + backward)", ""]
-    out += _table(["case", "N x M x K", "chunked ms", "materialised ms", "chunked MiB", "materialised MiB",
-                   "memory fraction"], rows)
+    out += _table(["case", "N x M x K", "chunked ms", "materialised ms", "time ratio", "chunked MiB",
+                   "materialised MiB", "memory fraction"], rows)
+    cpu = data.get("targets", {}).get("cpu")
+    if cpu:
+        checked = [c for c in data["cases"] if "targets" in c]
+        time_ok = all(c["targets"]["time_met"] for c in checked)
+        memory = [c for c in checked if "memory_met" in c["targets"]]
+        memory_ok = all(c["targets"]["memory_met"] for c in memory)
+        out += ["", f"Time ratio: the median over interleaved rounds of chunked / materialised, in one process "
+                f"({data['env'].get('torch_threads', '?')} thread(s)). Targets: at most "
+                f"{cpu['time_ratio_at_most']}x at every size ({'met' if time_ok else 'not met'}), and at most "
+                f"{100 * cpu['memory_fraction_at_most']:.0f}% of the materialised memory from 8192 x 8192 up "
+                f"({'met' if memory_ok else 'not met'}). The chunked path computes the gradients while each chunk's "
+                "softmax is at hand (three matmuls, as the materialised loss, instead of four)."]
     return out + ["", _where(data, "contrastive_cpu"), ""]
+
+
+def _step_rows(group: dict, names: list[str] | None = None) -> list[list[str]]:
+    rows = []
+    for c in group["cases"]:
+        if names is not None and c["name"] not in names:
+            continue
+        ratio = f"{c['ratio']:.3f}x" if "ratio" in c else "1 (baseline)"
+        target = "-" if "met" not in c else f"at most {c['target_max']}x: {'met' if c['met'] else 'not met'}"
+        rows.append([f"`{c['name']}`", f"{c['batch']} x {c['frames']} x {c['size']}", f"{c['median_ms']:.0f}",
+                     f"{c['clips_per_s']:.2f}", "-" if c["peak_mib"] is None else f"{c['peak_mib']:.0f}",
+                     ratio if "baseline" not in c else f"{ratio} `{c['baseline']}`",
+                     f"{c['cpu_time_ratio']:.3f}x" if "cpu_time_ratio" in c else "-", target])
+    return rows
+
+
+_STEP_HEADER = ["step", "B x T x px", "ms", "clips/s", "peak MiB", "ratio (wall)", "ratio (CPU time)", "target"]
+_STEP_TITLES = {
+    "hcml": "HCML's overhead: each stage's objective and the deployed model against the plain backbone",
+    "backbones": "Backbones with HCML: plain, joint step, deployed",
+    "peers": "The zoo's models against torchvision's of the same architecture",
+    "peers_video": "The zoo's models against torchvision's of the same architecture (16 x 224 x 224)",
+    "compile": "Eager against torch.compile (inductor)",
+    "channels_last": "Contiguous against channels-last",
+}
+
+
+def train_step_section() -> list[str]:
+    """``benchmarks/train_step.py``: whole training steps, interleaved, as ratios to the step they compare with."""
+    data = _load("train_step_cpu")
+    if not data or not data.get("groups"):
+        return []
+    out = ["### Training steps on CPU (forward + backward + SGD step, float32)", "",
+           "`benchmarks/train_step.py`: the cases of a group are built together and stepped in interleaved rounds "
+           "(every case once per round, after warm-up steps), so that a machine's changing load hits them alike; "
+           "a ratio is the median over rounds of the per-round ratio to the baseline, by wall time and by the "
+           "process's CPU time (one thread: the time computed, not the time waited for a busy core). Peak MiB: "
+           "the resident memory one step adds at its peak.", ""]
+    for name, group in data["groups"].items():
+        load = f"load {group['load_average_before'][0]} -> {group['load_average_after'][0]}"
+        out += [f"#### {_STEP_TITLES.get(name, name)}", ""]
+        out += _table(_STEP_HEADER, _step_rows(group))
+        if name == "hcml" and group.get("profile"):
+            parts = group["profile"]["parts"]
+            text = ", ".join(f"{k.replace('_', ' ')} {100 * v['fraction_of_backbone_step']:.1f}%"
+                             for k, v in parts.items())
+            out += ["", f"Where the joint step's extra time goes (each part's forward + backward alone, at the "
+                    f"step's shapes, as a share of the plain backbone's step): {text}."]
+        if name == "compile":
+            first = {c["name"]: c["first_steps_s"] for c in group["cases"] if c["compiled"]}
+            out += ["", "Compilation (the warm-up steps of the compiled cases): "
+                    + ", ".join(f"`{k}` {v:.0f} s" for k, v in first.items()) + "."]
+        out += ["", f"<sub>{group['env']['device_name']}, torch {group['env']['torch']}, "
+                f"{group['settings']['threads']} thread(s), {group['settings']['steps']} rounds, {load}, "
+                f"revision {group['env']['git_revision'][:7]}.</sub>", ""]
+    return out + ["<sub>`benchmarks/results/train_step_cpu.json`.</sub>", ""]
 
 
 def data_section() -> list[str]:
     data = _load("data_cpu")
     if not data:
         return []
-    rows = [[r["source"], r["reader"], r["num_workers"], r["clips_per_second"]] for r in data["results"]]
-    out = ["### Video decoding + transforms on CPU (16 x 224 x 224 clips)", ""]
-    out += _table(["source", "reader", "workers", "clips/s"], rows)
+    if "readers" not in data:  # the file of the first data benchmark (no floor)
+        rows = [[r["source"], r["reader"], r["num_workers"], r["clips_per_second"]] for r in data["results"]]
+        out = ["### Video decoding + transforms on CPU (16 x 224 x 224 clips)", ""]
+        out += _table(["source", "reader", "workers", "clips/s"], rows)
+        return out + ["", _where(data, "data_cpu"), ""]
+    readers, results, targets = data["readers"], data["results"], data["targets"]
+    names = {"decord": "decord", "pyav": "PyAV", "torchcodec": "torchcodec"}
+
+    def cell(m: dict) -> str:
+        return f"{m['ratio_to_floor']:.2f}x ({m['clips_per_second']:.1f}/s)"
+
+    short = data["settings"]["decode_short_side"]
+    out = ["### Video input on CPU: clip reads against the raw decode (16 frames at stride 2)", "",
+           "Time per clip as a ratio to the floor, the raw decode of exactly the frames a clip needs "
+           "(FFmpeg through PyAV, no conversion), with clips per second; every clip measured by every method in "
+           f"turn (`benchmarks/data.py`). Reads shrink frames to a short side of {short} while decoding (the "
+           "training transform's largest); full size: without decode-time resizing. One decoding thread each.", ""]
+    rows = []
+    for size, r in results.items():
+        m = r["methods"]
+        rows.append([size, f"{m['floor']['clips_per_second']:.1f}/s", *(cell(m[x]) for x in readers),
+                     " / ".join(f"{m[f'{x}_full']['ratio_to_floor']:.2f}x" for x in readers)])
+    full_names = " / ".join(names[x] for x in readers)
+    out += _table(["source", "raw decode", *(names[x] for x in readers), f"full size ({full_names})"], rows)
+    workers = [w["num_workers"] for w in next(iter(results.values()))["dataloader"]]
+    rows = []
+    for size, r in results.items():
+        m = r["methods"]
+        loaders = r["dataloader"]
+        rows.append([size, *(cell(m[f"item_{x}"]) for x in readers),
+                     *(f"{w['clips_per_second']:.1f}/s" + (f" ({w['speed_up']:.2f}x)" if w["num_workers"] > 1 else "")
+                       for w in loaders)])
+    out += ["", "Dataset items (decode + training transform to float `(3, 16, 224, 224)`) and a DataLoader "
+            f"(`reader: auto`, batch size 1) with {', '.join(map(str, workers))} workers on {data['cpu_count']} "
+            "cores:", ""]
+    out += _table(["source", *(f"item, {names[x]}" for x in readers),
+                   *(f"DataLoader, {w} worker{'s' if w > 1 else ''}" for w in workers)], rows)
+    reads = [(size, x, r["methods"][x]["ratio_to_floor"]) for size, r in results.items() for x in readers]
+    items = [(size, x, r["methods"][f"item_{x}"]["ratio_to_floor"]) for size, r in results.items() for x in readers]
+    ok_reads = [f"{names[x]} at {size}" for size, x, v in reads if v <= targets["read_ratio"]]
+    ok_items = [f"{names[x]} at {size}" for size, x, v in items if v <= targets["item_ratio"]]
+    fastest = ", ".join(f"{size}: {names[r['fastest_reader']]}" for size, r in results.items())
+    out += ["", f"Targets: a read within {targets['read_ratio']}x of the raw decode: met by "
+            f"{len(ok_reads)} of {len(reads)} ({', '.join(ok_reads) or 'none'}); an item within "
+            f"{targets['item_ratio']}x: met by {len(ok_items)} of {len(items)} ({', '.join(ok_items) or 'none'}). "
+            f"Fastest read per source: {fastest}; `reader: auto` tries "
+            f"{', '.join(names[x] for x in data['auto_order'])}, in that order."]
+    if data.get("unavailable_readers"):
+        out[-1] += " Not measured: " + "; ".join(f"{k} ({v})" for k, v in data["unavailable_readers"].items()) + "."
+    out += ["", "![clip reads against the raw decode](benchmarks/results/data_cpu.png)"]
     return out + ["", _where(data, "data_cpu"), ""]
 
 
@@ -347,6 +687,47 @@ def flow_claims() -> tuple[list[list[str]], list[str]]:
     return rows, details
 
 
+def _span(values: list[float]) -> tuple[float, float] | None:
+    """First and last finite values of a logged curve (a term logged in some stages only is NaN elsewhere)."""
+    finite = [v for v in values if v == v]
+    return (finite[0], finite[-1]) if finite else None
+
+
+def _hcml_curve_text(run: dict) -> str:
+    c = run["curves"]
+    parts = []
+    for key in sorted(k for k in c if k.startswith(("loss_reconstruct_l", "loss_contrastive_l"))):
+        span = _span(c[key])
+        if span:
+            parts.append(f"{key} {span[0]:.2f} -> {span[1]:.2f}")
+    return f"seed {run['seed']}, first -> last logged value: " + ", ".join(parts)
+
+
+def _ssl_curve_text(run: dict, method: str) -> str:
+    """What one run's logged terms did (first -> peak -> last), for the README's reading of the loss rise."""
+    c = run["curves"]
+    steps, loss = [int(x) for x in c["step"]], c["loss"]
+    peak = max(range(len(loss)), key=lambda i: loss[i])
+    pos_key, neg_key, fill_key = (("logit_pos_rgb", "logit_neg_rgb", "queue_fill_rgb") if method == "mscl"
+                                  else ("logit_pos", "logit_neg", "queue_fill"))
+    full = next((steps[i] for i, f in enumerate(c.get(fill_key, [])) if f >= 1.0), None)
+    text = (f"{method.upper()} (seed {run['seed']}): loss {loss[0]:.2f} at step {steps[0]} -> {loss[peak]:.2f} "
+            f"at step {steps[peak]} -> {loss[-1]:.2f} at step {steps[-1]}")
+    if pos_key in c:
+        text += (f"; positive cosine {c[pos_key][0]:.2f} -> {c[pos_key][-1]:.2f}, mean negative "
+                 f"{c[neg_key][0]:.2f} -> {c[neg_key][-1]:.2f}")
+    if full is not None:
+        i = steps.index(full)
+        text += f"; queue full from step {full} (loss {loss[i]:.2f}"
+        if pos_key in c:
+            best = max(range(len(steps)), key=lambda j: c[pos_key][j] - c[neg_key][j])
+            text += (f"; positive minus mean negative cosine {c[pos_key][0] - c[neg_key][0]:.2f} at step {steps[0]}, "
+                     f"{c[pos_key][i] - c[neg_key][i]:.2f} there, at most {c[pos_key][best] - c[neg_key][best]:.2f} "
+                     f"at step {steps[best]}, {c[pos_key][-1] - c[neg_key][-1]:.2f} at the last step")
+        text += ")"
+    return text
+
+
 def ssl_methods_claim() -> tuple[list[str], list[str]]:
     """HCML, MSCL and MCL as self-supervised pre-training on the same budget (the Table 5 rows of the methods)."""
     claim = "Motion-contrastive pre-training beats random init: HCML, MSCL, MCL (Table 5 rows)"
@@ -356,26 +737,129 @@ def ssl_methods_claim() -> tuple[list[str], list[str]]:
     if not data:
         return [claim, paper, "not measured yet", "-", "-"], []
     r, st = data["results"], data["settings"]
+    if "summary" not in r.get("random", {}):  # a file from before seeds and standard errors
+        return [claim, paper, "not measured at a size that can tell yet", "-", "`ssl_moving_digits_cpu.json`"], []
     methods = [m for m in ("hcml", "mscl", "mcl") if m in r]
-    ours = (f"Moving-Digits ({st['size']} px, {st['data']['videos_per_class']} videos per class), {st['backbone']}, "
-            f"{st['steps']} steps each, linear probe top-1: random {r['random']['probe_test_top1']:.1f}%, "
-            + ", ".join(f"{m.upper()} {r[m]['probe_test_top1']:.1f}%" for m in methods))
-    n = MOVING_DIGITS_CLASSES * st["data"]["eval_videos_per_class"]
-    verdicts = {m.upper(): _compare(r["random"]["probe_test_top1"], r[m]["probe_test_top1"], n) for m in methods}
-    agrees = "; ".join(f"{m}: {v}" for m, v in verdicts.items())
-    rows = [[m if m == "random" else m.upper(), r[m]["probe_train_top1"], r[m]["probe_test_top1"], r[m]["knn_top1@5"],
-             r[m].get("steps", "-"),
-             f"{r[m]['train_wall_time_s'] / 60:.1f} min" if "train_wall_time_s" in r[m] else "-"]
-            for m in ("random", *methods)]
+    cmp = data.get("comparison", {})
+
+    def pm(s: dict) -> str:
+        return f"{s['mean']:.1f} +- {2 * s['se']:.1f}%"
+
+    n_test = r["random"]["runs"][0]["test_videos"]
+    seeds = {m: len(r[m]["runs"]) for m in ("random", *methods)}
+    ours = (f"Moving-Digits ({st['size']} px, {n_test} test videos), {st['backbone']}, {st['steps']} steps each, "
+            f"seeds {'/'.join(str(seeds[m]) for m in ('random', *methods))} (random/" + "/".join(
+                m.upper() for m in methods) + "), linear probe top-1 (mean +- 2 s.e.): random "
+            + pm(r["random"]["summary"]["probe_test_top1"]) + ", "
+            + ", ".join(f"{m.upper()} {pm(r[m]['summary']['probe_test_top1'])}" for m in methods))
+
+    def verdict(m: str) -> str:
+        parts = []
+        for key, label in (("probe_test_top1", "probe"), ("knn_top1@5", "kNN")):
+            c = cmp.get(m, {}).get(key)
+            if c:
+                word = "yes" if c["beats_random"] else ("no" if c["difference"] < -c["two_se"] else "within noise")
+                parts.append(f"{label} {word} ({c['difference']:+.1f} points, 2 s.e. = {c['two_se']:.1f})")
+        return f"{m.upper()}: " + ", ".join(parts)
+
+    agrees = "; ".join(verdict(m) for m in methods)
+    rows = []
+    for m in ("random", *methods):
+        sm = r[m]["summary"]
+        rows.append([m if m == "random" else m.upper(), ", ".join(str(x) for x in sm["seeds"]),
+                     pm(sm["probe_test_top1"]), pm(sm["knn_top1@5"]), f"{sm['probe_train_top1']['mean']:.1f}",
+                     r[m]["runs"][0].get("steps", "-"),
+                     f"{sm['step_s_median']:.2f}" if "step_s_median" in sm else "-",
+                     f"{sm['train_wall_time_s'] / 60:.1f} min" if "train_wall_time_s" in sm else "-"])
+    status = data.get("status", "done")
+    if status == "done":
+        status = ""
+    elif status.startswith("stopped"):
+        status = (f" Not every planned run ran ({status}; planned: seeds {st['seeds']}): the rows hold the runs "
+                  "that did.")
+    if min(len(r[m]["runs"]) for m in ("random", *methods)) < 2:
+        status += (" With one seed a standard error is the test videos' binomial one alone: it leaves out the "
+                   "seed-to-seed spread, so a margin near two of them is no evidence.")
+    else:
+        status = (f" The job was still going when this was rendered (status {status!r}): the rows hold the runs "
+                  "finished by then.")
     details = ["#### HCML, MSCL and MCL as pre-training, the same budget", "",
                f"`{st['backbone']}`, {st['frames']} frames {st['frame_stride']} apart at {st['size']} px, "
-               f"{st['steps']} optimizer steps of {st['batch_size']} videos, {st['optimizer']}; no labels "
-               f"(`benchmarks/ssl_moving_digits.py`). Probe: {st['probe']}; {len(r)} feature sets, chance "
-               f"{st['chance_top1']}%.", ""]
-    details += _table(["pre-training", "probe train top-1 %", "probe test top-1 %", "kNN top-1 (k=5) %", "steps",
-                       "training"], rows)
-    details += ["", _where(data, "ssl_moving_digits_cpu"), ""]
+               f"{st['steps']} optimizer steps of {st['batch_size']} videos, {st['optimizer']}; no labels; queues of "
+               f"{st['queue_size']} keys (`benchmarks/ssl_moving_digits.py`). Probe: {st['probe']}; kNN: {st['knn']}; "
+               f"{st['data']['videos_per_class'] * MOVING_DIGITS_CLASSES} training and {n_test} test videos, chance "
+               f"{st['chance_top1']}%. Standard errors: {st['standard_errors']}.{status}", ""]
+    details += _table(["pre-training", "seeds", "probe test top-1 (+- 2 s.e.)", "kNN top-1, k=5 (+- 2 s.e.)",
+                       "probe train top-1 %", "steps", "step s (median)", "training (median)"], rows)
+    curves = [_ssl_curve_text(r[m]["runs"][0], m) for m in ("mscl", "mcl") if m in r]
+    hcml = ([f"HCML's logged terms ({_hcml_curve_text(r['hcml']['runs'][0])}) fall, but its stages train the stem "
+             "to res4 only: res5, whose pooled output the probe reads, keeps its random initial weights (and the "
+             "fusions `g` stay zero: the paper trains them in its joint stage, with labels), so its probe measures "
+             "random res5 features of trained res4 maps."] if "hcml" in r else [])
+    b, k = st["batch_size"], st["queue_size"] + st["batch_size"]
+    flat = []  # methods whose positive cosine never pulled away from the negatives: nothing learnt to probe
+    for m in ("mscl", "mcl"):
+        c = r.get(m, {}).get("runs", [{}])[0].get("curves", {})
+        pos, neg = ("logit_pos_rgb", "logit_neg_rgb") if m == "mscl" else ("logit_pos", "logit_neg")
+        if pos in c:
+            gap = max(x - y for x, y in zip(c[pos], c[neg]))
+            if gap < 0.05:
+                flat.append(f"{m.upper()}'s positive cosine never rose above its mean negative one by more than "
+                            f"{gap:.2f}: at this budget its encoder did not learn to tell its clips from others "
+                            "(its contrastive terms sit at the chance level once the queue is full).")
+    details += ["", "Why the MSCL and MCL losses rise (the logged terms, `curves` in the JSON; "
+                "![per-term loss curves](benchmarks/results/ssl_moving_digits_cpu.png)): "
+                + "; ".join(curves) + ". The rise while the queue fills is expected MoCo behaviour, not a defect: "
+                "at step 0 the queue holds random unit vectors (cosine about 0), so a query only competes with its "
+                "batch's other keys (chance "
+                f"ln {b} = {math.log(b):.2f} per term); once real keys fill it the chance "
+                f"level is ln {k} = {math.log(k):.2f} per term, and a randomly initialised encoder gives every clip "
+                "nearly the same embedding (positive and "
+                "negative cosines both near 1). MoCo training that works then shows the positive cosine pulling away "
+                "from the mean negative one and the terms falling below that level; the key encoders (momentum 0.994 "
+                "-> 1 for MSCL, 0.999 for MCL) move at most 0.6% / 0.1% of the way to the online ones a step. What "
+                "the queue does not explain: once it is full MSCL's terms keep rising while the gap between the "
+                "positive and the mean negative cosine narrows again (the figures above). This budget did not tell "
+                "why; the candidates are the benchmark's learning rate, shared by all methods (0.05 per 8 videos: "
+                "40x the official MSCL's 0.02 per 128 and 20x MCL's 0.01 per 32) against key encoders that follow "
+                "the online ones by at most 0.6% a step, and the queries' drift away from those keys." + "".join(
+                    " " + f for f in flat), "",
+                *([""] + hcml if hcml else []), "", _where(data, "ssl_moving_digits_cpu"), ""]
+    details += _ssl_step_cost()
     return [claim, paper, ours, agrees, "`ssl_moving_digits_cpu.json`"], details
+
+
+def _ssl_step_cost() -> list[str]:
+    """Where an MSCL and an MCL step spend their time against an HCML step (``ssl_step_profile.py``)."""
+    prof = _load("ssl_step_profile_cpu")
+    if not prof:
+        return []
+    st, load = prof["settings"], prof["load_average_1m"]
+
+    def top(method: str, n: int = 3) -> str:
+        entries = prof["profile_top"][method][:n]
+        return ", ".join(f"{e['op'].replace('aten::', '')} {100 * e['share']:.0f}%" for e in entries)
+
+    ratio, item = prof["ratio_to_hcml_median"], prof["item_batch_s"]
+    rounds = {m: ", ".join(f"{x:.1f}" for x in prof["ratio_to_hcml_all"][m]) for m in ("mscl", "mcl")}
+    text = (f"Step cost (`benchmarks/ssl_step_profile.py`: one optimizer step on a collated batch of "
+            f"{st['batch_size']} videos, the methods interleaved over {st['rounds']} rounds in one process, medians; "
+            f"load average {load['before']} -> {load['after_steps']} on {prof['cpu_count']} cores): against an HCML "
+            f"step (the mean of its three levels, {prof['hcml_step_s_median']:.2f} s), MSCL {ratio['mscl']:.2f}x and "
+            f"MCL {ratio['mcl']:.2f}x (per round: MSCL {rounds['mscl']}; MCL {rounds['mcl']}). Top operators by self "
+            f"CPU time: HCML level 2 {top('hcml_level2')}; MSCL {top('mscl')}; MCL {top('mcl')}. The DataLoader side "
+            f"(a batch of items built in the main process, as `num_workers: 0` does): HCML {item['hcml']:.2f} s, MSCL "
+            f"{item['mscl']:.2f} s, MCL {item['mcl']:.2f} s; the flow is read from the cache (built before training), "
+            "never computed during it. An MSCL or MCL step is convolutions: the RGB encoder's full forward and "
+            "backward (HCML's progressive stages each train and back-propagate through one backbone stage: stem and "
+            "res2, res3, res4), the flow encoder's two forward-backward passes (MSCL, "
+            "original and rotated flow), and the key encoders' forwards (MSCL three, MCL three). "
+            + "; ".join(f"{m.upper()} is {'within' if ratio[m] <= 2 else 'above'} the target of 2x an HCML step"
+                        for m in ("mscl", "mcl"))
+            + " (the per-sample view augmentation, colour jitter and blur on each clip in the loader, is the part "
+            "that batched ops on the whole batch could still take off, as the official MSCL code's GPU augmentation "
+            "does).")
+    return [text, "", _where(prof, "ssl_step_profile_cpu"), ""]
 
 
 def retrieval_claim() -> tuple[list[str], list[str]]:
@@ -522,8 +1006,9 @@ def render() -> str:
              "on CPU through the Triton interpreter, and their CUDA tests are skipped without a GPU. "
              "The CPU timings were taken on a 2-core machine that other jobs shared (each JSON records the "
              "load average): read them as ratios, not as absolute speeds.", ""]
-    sections = (quickstart_section, results_section, model_section, correlation_section, contrastive_section,
-                data_section)
+    sections = (quickstart_section, results_section, hcml_plugin_section, hcml_cam_section, model_section,
+                hcml_families_section, pretrained_flops_section, train_step_section, correlation_section,
+                contrastive_section, data_section)
     for section in sections:
         lines += section()
     return "\n".join(lines + [END])
@@ -540,6 +1025,12 @@ def main() -> int:
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     new = head + render() + tail
+    if PRETRAINED_START not in new or PRETRAINED_END not in new:
+        print(f"README.md lacks the {PRETRAINED_START} / {PRETRAINED_END} markers", file=sys.stderr)
+        return 1
+    head, rest = new.split(PRETRAINED_START, 1)
+    _, tail = rest.split(PRETRAINED_END, 1)
+    new = head + "\n".join(pretrained_table()) + tail
     if args.check:
         if new != text:
             print("README.md's figures differ from benchmarks/results: run benchmarks/render_readme.py",

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..adapters.flow import upsample_flow
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "FlowProvider",
@@ -269,8 +270,8 @@ class HCMLFlow(FlowProvider):
         if self.level not in flow_levels:
             raise ValueError(f"level {self.level} has no flow head; this model's flow levels are {flow_levels}")
         cfg = getattr(model, "pretrained_cfg", None)
-        self.mean = tuple(mean or getattr(cfg, "mean", None) or (0.485, 0.456, 0.406))
-        self.std = tuple(std or getattr(cfg, "std", None) or (0.229, 0.224, 0.225))
+        self.mean = tuple(mean or getattr(cfg, "mean", None) or IMAGENET_MEAN)
+        self.std = tuple(std or getattr(cfg, "std", None) or IMAGENET_STD)
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.frames = max(2, getattr(model, "min_frames", 2))

@@ -3,7 +3,8 @@
 Two ops, each with a Triton path for CUDA tensors, the Triton interpreter for CPU tensors when asked for
 (``backend='triton'``), and a pure-PyTorch reference (:mod:`zoo.kernels.reference`) that is both the CPU
 path and the tests' oracle. ``backend='auto'`` (the default) picks Triton for CUDA tensors and the reference
-elsewhere. Triton is optional: without it ``import zoo.kernels`` still works, ``'auto'`` always runs the
+elsewhere; ``with zoo.kernels.use_backend('torch'):`` makes ``'auto'`` mean the reference (or ``'triton'`` the
+kernels) inside a block, e.g. to time a model's step with either. Triton is optional: without it ``import zoo.kernels`` still works, ``'auto'`` always runs the
 reference and ``'triton'`` raises an error that says so and points to ``backend='torch'``
 (:mod:`zoo.kernels._triton`).
 
@@ -52,7 +53,8 @@ tiny. So the tests run the interpreter in fp32/fp64 at tiny sizes, the CPU refer
 the compiled kernels on a real GPU whenever one is available (``tests/test_correlation.py``,
 ``tests/test_contrastive.py``; timings from ``benchmarks/correlation.py``, ``benchmarks/contrastive.py``).
 """
+from ._triton import get_default_backend, use_backend
 from .contrastive import info_nce
 from .correlation import correlation, temporal_correlation
 
-__all__ = ["correlation", "temporal_correlation", "info_nce"]
+__all__ = ["correlation", "temporal_correlation", "info_nce", "use_backend", "get_default_backend"]

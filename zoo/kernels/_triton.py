@@ -7,11 +7,15 @@ why and points to ``backend='torch'``.
 
 Public names: ``triton`` and ``tl`` (the modules, or None), :data:`TRITON_AVAILABLE`, :data:`BACKENDS`,
 :func:`jit`, :func:`check_backend`, :func:`resolve_backend`, :func:`require_triton`, :func:`interpreted`,
-:func:`is_interpreted` and :class:`TritonUnavailableError`.
+:func:`is_interpreted`, :class:`TritonUnavailableError`, and :func:`use_backend` / :func:`get_default_backend`:
+what ``backend='auto'`` means inside a block (``'torch'`` there runs the references on CUDA too, so that a
+benchmark or a test can compare a model's step with either kernels without a ``backend`` argument on every
+module that calls them).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import torch
@@ -32,6 +36,7 @@ __all__ = [
     "TRITON_AVAILABLE",
     "TritonUnavailableError",
     "check_backend",
+    "get_default_backend",
     "interpreted",
     "is_interpreted",
     "jit",
@@ -39,6 +44,7 @@ __all__ = [
     "resolve_backend",
     "tl",
     "triton",
+    "use_backend",
 ]
 
 TRITON_AVAILABLE: bool = triton is not None
@@ -50,6 +56,32 @@ BACKENDS: tuple[str, ...] = ("auto", "triton", "torch")
 
 class TritonUnavailableError(RuntimeError):
     """``backend='triton'`` was asked for, but Triton is not installed."""
+
+
+_DEFAULT_BACKEND = ["auto"]  # what backend='auto' resolves through; use_backend() sets it for a block
+
+
+def get_default_backend() -> str:
+    """What ``backend='auto'`` stands for now: ``'auto'`` (Triton on CUDA, the references elsewhere) outside a
+    :func:`use_backend` block."""
+    return _DEFAULT_BACKEND[0]
+
+
+@contextlib.contextmanager
+def use_backend(backend: str) -> Iterator[None]:
+    """Within the block, ops called with ``backend='auto'`` (the default) run ``backend``.
+
+    ``with use_backend('torch'):`` runs the PyTorch references everywhere, CUDA included;
+    ``use_backend('triton')`` the kernels (interpreted on CPU tensors). An op given an explicit
+    ``'triton'`` or ``'torch'`` keeps it. Blocks nest; the previous choice comes back on exit.
+    """
+    check_backend(backend, "use_backend")
+    previous = _DEFAULT_BACKEND[0]
+    _DEFAULT_BACKEND[0] = backend
+    try:
+        yield
+    finally:
+        _DEFAULT_BACKEND[0] = previous
 
 
 def jit(fn: Callable) -> Callable:
@@ -75,11 +107,14 @@ def check_backend(backend: str, op: str) -> None:
 def resolve_backend(backend: str, device: torch.device, op: str, triton_ok: bool = True) -> str:
     """The backend to run, 'triton' or 'torch'.
 
-    ``'auto'`` is Triton for CUDA tensors when Triton is installed and ``triton_ok`` (the op's own condition,
-    e.g. a dtype its kernels take), the PyTorch reference otherwise. ``'triton'`` without Triton raises
-    :class:`TritonUnavailableError`.
+    ``'auto'`` is what :func:`use_backend` set, if anything, else Triton for CUDA tensors when Triton is installed
+    and ``triton_ok`` (the op's own condition, e.g. a dtype its kernels take), the PyTorch reference otherwise.
+    ``'triton'`` without Triton raises :class:`TritonUnavailableError`.
     """
     check_backend(backend, op)
+    if backend == "auto" and _DEFAULT_BACKEND[0] != "auto":
+        # use_backend('triton') runs the kernels where they take the inputs (triton_ok), the reference elsewhere
+        backend = _DEFAULT_BACKEND[0] if triton_ok or _DEFAULT_BACKEND[0] == "torch" else "torch"
     if backend == "auto":
         return "triton" if device.type == "cuda" and TRITON_AVAILABLE and triton_ok else "torch"
     if backend == "triton":

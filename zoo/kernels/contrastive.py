@@ -45,6 +45,7 @@ from .reference import (
     info_nce_accumulation_dtype,
     info_nce_chunked_backward,
     info_nce_chunked_forward,
+    info_nce_chunked_forward_with_grads,
     info_nce_inverse_norm,
     info_nce_normalize_backward,
     info_nce_reduce,
@@ -419,25 +420,28 @@ def _check_target_range(target: torch.Tensor, num_keys: int) -> None:
 
 
 @torch.library.custom_op("zoo::info_nce_forward", mutates_args=())
-def _info_nce_forward(
-    query: torch.Tensor,
-    keys: torch.Tensor,
-    target: torch.Tensor,
-    temperature: float,
-    normalize: bool,
-    backend: str,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-row loss (N,), natural-log logsumexp of s/tau (N,), correct (N,) bool."""
+def _info_nce_forward(query: torch.Tensor, keys: torch.Tensor, target: torch.Tensor, temperature: float,
+                      normalize: bool, backend: str, query_grad: bool = False, keys_grad: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row loss (N,), natural-log logsumexp of s/tau (N,), correct (N,) bool, and the gradients of the sum of
+    the per-row losses that ``query_grad`` / ``keys_grad`` ask for, computed in the same pass (``'torch'`` backend;
+    the caller sums or averages the rows, so their upstream gradient is uniform): dq (N, K) and dk (M, K) in the
+    accumulation dtype, empty ``(0, K)`` tensors when not computed (the backward then recomputes the chunks)."""
     _check_target_range(target, keys.shape[0])
-    if backend == "triton":
-        return _triton_forward(query, keys, target, temperature, normalize)
-    return info_nce_chunked_forward(query, keys, target, temperature, normalize)
+    if backend != "triton" and (query_grad or keys_grad):
+        return info_nce_chunked_forward_with_grads(query, keys, target, temperature, normalize, query_grad, keys_grad)
+    forward = _triton_forward if backend == "triton" else info_nce_chunked_forward
+    loss, lse, correct = forward(query, keys, target, temperature, normalize)
+    return loss, lse, correct, loss.new_empty((0, query.shape[1])), loss.new_empty((0, query.shape[1]))
 
 
 @_info_nce_forward.register_fake
-def _(query, keys, target, temperature, normalize, backend):
-    rows = query.new_empty(query.shape[0], dtype=info_nce_accumulation_dtype(query.dtype))
-    return rows, torch.empty_like(rows), torch.empty_like(rows, dtype=torch.bool)
+def _(query, keys, target, temperature, normalize, backend, query_grad=False, keys_grad=False):
+    dtype, grads = info_nce_accumulation_dtype(query.dtype), backend != "triton"
+    rows = query.new_empty(query.shape[0], dtype=dtype)
+    dq = query.new_empty(query.shape if grads and query_grad else (0, query.shape[1]), dtype=dtype)
+    dk = keys.new_empty(keys.shape if grads and keys_grad else (0, keys.shape[1]), dtype=dtype)
+    return rows, torch.empty_like(rows), torch.empty_like(rows, dtype=torch.bool), dq, dk
 
 
 @torch.library.custom_op("zoo::info_nce_backward", mutates_args=())
@@ -465,18 +469,25 @@ def _(grad_loss, query, keys, target, lse, temperature, normalize, needs_keys_gr
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    query, keys, target, temperature, normalize, backend = inputs
-    ctx.save_for_backward(query, keys, target, output[1])
+    query, keys, target, temperature, normalize, backend, *_ = inputs
+    ctx.save_for_backward(query, keys, target, output[1], output[3], output[4])
     ctx.temperature, ctx.normalize, ctx.backend = temperature, normalize, backend
 
 
-def _backward(ctx, grad_loss, _grad_lse, _grad_correct):
-    query, keys, target, lse = ctx.saved_tensors
-    needs_keys_grad = ctx.needs_input_grad[1]
+def _backward(ctx, grad_loss, _grad_lse, _grad_correct, _grad_dq, _grad_dk):
+    query, keys, target, lse, dq, dk = ctx.saved_tensors
+    needs_query_grad, needs_keys_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    have_dq, have_dk = dq.shape[0] == query.shape[0], dk.shape[0] == keys.shape[0]
+    if (have_dq or not needs_query_grad) and (have_dk or not needs_keys_grad):
+        # Computed in the forward pass: scale by the upstream gradient (uniform over rows for dk, see the op).
+        grad = grad_loss.to(dq.dtype)
+        dq = (dq * grad[:, None]).to(query.dtype) if needs_query_grad else None
+        dk = (dk * grad[0]).to(keys.dtype) if needs_keys_grad else None
+        return dq, dk, None, None, None, None, None, None
     dq, dk = _info_nce_backward(
         grad_loss, query, keys, target, lse, ctx.temperature, ctx.normalize, needs_keys_grad, ctx.backend
     )
-    return dq, (dk if needs_keys_grad else None), None, None, None, None
+    return dq, (dk if needs_keys_grad else None), None, None, None, None, None, None
 
 
 _info_nce_forward.register_autograd(_backward, setup_context=_setup_context)
@@ -574,7 +585,13 @@ def info_nce(
     """
     _validate(query, keys, target, temperature, reduction, backend)
     backend = resolve_backend(backend, query.device, "info_nce", triton_ok=query.dtype in _TRITON_DTYPES)
-    loss, _, correct = _info_nce_forward(query, keys, target, float(temperature), normalize, backend)
+    # The 'torch' path computes the gradients in the forward pass when the rows are reduced (their upstream
+    # gradient is then one scalar): three matmuls, as the materialised loss, instead of four.
+    precompute = backend == "torch" and reduction != "none" and torch.is_grad_enabled()
+    query_grad, keys_grad = precompute and query.requires_grad, precompute and keys.requires_grad
+    loss, _, correct, _, _ = _info_nce_forward(
+        query, keys, target, float(temperature), normalize, backend, query_grad, keys_grad
+    )
     loss = info_nce_reduce(loss, reduction)
     if return_accuracy:
         return loss, correct.float().mean()

@@ -2,6 +2,8 @@
 
 Each section belongs to one op; shapes and semantics are those of the :mod:`zoo.kernels` docstring.
 """
+import functools
+
 import torch
 
 # ---------------------------------------------------------------------------------------
@@ -55,7 +57,8 @@ def _unit_features(f: torch.Tensor, normalize: bool) -> tuple[torch.Tensor, torc
     f = f.to(torch.float64 if f.dtype == torch.float64 else torch.float32)
     if not normalize:
         return f, None
-    norm = torch.linalg.vector_norm(f, dim=1, keepdim=True)
+    # sqrt(sum of squares) over C: linalg.vector_norm's CPU kernel is ~10x slower across a strided dim like this one.
+    norm = f.square().sum(dim=1, keepdim=True).sqrt_()
     return f / norm.clamp_min(CORRELATION_EPS), norm
 
 
@@ -201,6 +204,16 @@ INFO_NCE_NORM_EPS = 1e-12
 """Floor of the norm when normalising, as in ``torch.nn.functional.normalize``."""
 
 
+def _without_autocast(fn):
+    """Run ``fn`` with autocast off: the chunked path computes in its accumulation dtype (float32/float64), as its
+    docstrings say, also when called under ``torch.autocast`` (which would otherwise make its matmuls bf16)."""
+    @functools.wraps(fn)
+    def wrapper(query: torch.Tensor, *args, **kwargs):
+        with torch.autocast(query.device.type, enabled=False):
+            return fn(query, *args, **kwargs)
+    return wrapper
+
+
 def info_nce_materialized(
     query: torch.Tensor,
     keys: torch.Tensor,
@@ -274,6 +287,7 @@ def _info_nce_chunk_rows(num_rows: int, num_keys: int, chunk_size: int | None) -
     return max(1, min(rows, num_rows))
 
 
+@_without_autocast
 def info_nce_chunked_forward(
     query: torch.Tensor,
     keys: torch.Tensor,
@@ -316,6 +330,7 @@ def info_nce_chunked_forward(
     return loss, lse, correct
 
 
+@_without_autocast
 def info_nce_chunked_backward(
     grad_loss: torch.Tensor,
     query: torch.Tensor,
@@ -363,6 +378,77 @@ def info_nce_chunked_backward(
         dq = info_nce_normalize_backward(query, dq)
         dk = info_nce_normalize_backward(keys, dk) if dk is not None else None
     return dq.to(query.dtype), (dk.to(keys.dtype) if dk is not None else None)
+
+
+@_without_autocast
+def info_nce_chunked_forward_with_grads(
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    target: torch.Tensor,
+    temperature: float,
+    normalize: bool,
+    query_grad: bool = True,
+    keys_grad: bool = True,
+    chunk_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`info_nce_chunked_forward` and, in the same pass over the chunks, the gradients of ``sum_i loss_i``.
+
+    The chunked backward recomputes every chunk's logits: four matmuls against the materialised
+    loss's three. When the per-row losses are summed or averaged (``reduction='mean'`` or ``'sum'``),
+    every row's upstream gradient is the same scalar g, so the gradients are those of ``sum_i loss_i``
+    times g, and they can be accumulated while each chunk's softmax is at hand:
+    ``dq = (P - Y) k_hat / tau`` and ``dk = (P - Y)^T q_hat / tau`` (through the normalisation), P the
+    chunk's softmax and Y its one-hot targets. Three matmuls, as the materialised loss; the backward
+    only scales them by g. Peak memory O(chunk x M) plus the (N, K) and (M, K) gradients.
+
+    ``dq``'s row i is the gradient of ``loss_i`` alone, so ``grad_loss[:, None] * dq`` is exact for any
+    per-row upstream gradient; ``dk`` sums over rows, so ``g * dk`` needs the uniform g.
+
+    Args:
+        query_grad, keys_grad: which gradients to compute (a detached MoCo queue needs no ``dk``).
+        Others as in :func:`info_nce_chunked_forward`.
+
+    Returns:
+        ``(loss, lse, correct, dq, dk)``: the first three as :func:`info_nce_chunked_forward`'s; ``dq`` (N, K)
+        and ``dk`` (M, K) in the accumulation dtype, each an empty ``(0, K)`` tensor when not asked for.
+    """
+    dtype = info_nce_accumulation_dtype(query.dtype)
+    # q_hat / tau in one buffer: the logits need no further scaling, and (P - Y)^T (q_hat / tau) is dk_hat.
+    scale = info_nce_inverse_norm(query) / temperature if normalize else \
+        torch.full((query.shape[0],), 1.0 / temperature, dtype=dtype, device=query.device)
+    q = query.to(dtype).mul(scale[:, None])
+    k = keys.to(dtype).mul(info_nce_inverse_norm(keys)[:, None]) if normalize else keys.to(dtype)
+    target = target.long()
+    num_rows, dim = q.shape
+    chunk = _info_nce_chunk_rows(num_rows, k.shape[0], chunk_size)
+    loss = q.new_empty(num_rows)
+    lse = q.new_empty(num_rows)
+    correct = torch.empty(num_rows, dtype=torch.bool, device=q.device)
+    dq = q.new_empty((num_rows, dim) if query_grad else (0, dim))
+    dk = q.new_zeros(k.shape if keys_grad else (0, dim))
+    for start in range(0, num_rows, chunk):
+        rows = slice(start, start + chunk)
+        logits = q[rows] @ k.T  # the chunk's only (chunk, M) buffer: logits, then P - Y in place
+        positive = logits.gather(1, target[rows, None]).squeeze(1)
+        row_max = logits.amax(dim=1)
+        sums = logits.sub_(row_max[:, None]).exp_().sum(dim=1)
+        lse[rows] = sums.log().add_(row_max)
+        loss[rows] = lse[rows] - positive
+        correct[rows] = positive >= row_max
+        if query_grad or keys_grad:
+            logits.div_(sums[:, None])
+            logits[torch.arange(logits.shape[0], device=q.device), target[rows]] -= 1.0
+            if query_grad:
+                torch.mm(logits, k, out=dq[rows])
+            if keys_grad:
+                dk.addmm_(logits.T, q[rows])
+    if query_grad:
+        dq.div_(temperature)
+        if normalize:
+            dq = info_nce_normalize_backward(query, dq)
+    if keys_grad and normalize:
+        dk = info_nce_normalize_backward(keys, dk)
+    return loss, lse, correct, dq, dk
 
 
 class InfoNCEChunked(torch.autograd.Function):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "set_rng_state",
     "save_checkpoint",
     "init_weights_from",
+    "link_or_copy",
 ]
 
 
@@ -104,3 +106,15 @@ def init_weights_from(model: nn.Module, path: str | os.PathLike) -> list[str]:
         raise ValueError(f"{path}: none of its {len(state)} tensors fit the model (a checkpoint of another model?)")
     model.load_state_dict(usable, strict=False)
     return sorted(set(own) - set(usable))
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` a hard link to ``source`` (no second write; ``last.pt`` is later replaced, not
+    rewritten in place, so the link keeps this version), or a copy where links are not supported."""
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)

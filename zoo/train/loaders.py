@@ -7,19 +7,51 @@ resumed mid-epoch reads exactly the clips the uninterrupted run would have read.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from .._registry import get_pretrained_cfg
 from ..data import create_dataset, create_video_transform, kind_defaults, resolve_data_config, video_collate
 from .recipe import Recipe
 from .runtime import Runtime
+from .streaming import StreamLoader
 
-__all__ = ["SeededItems", "ResumableSampler", "pretrained_data_cfg", "recipe_dataset", "make_loader"]
+__all__ = ["SeededItems", "ResumableSampler", "pretrained_data_cfg", "recipe_dataset", "make_loader", "is_stream",
+           "source_dataset", "first_item", "data_state", "load_data_state"]
+
+
+def is_stream(dataset: Any) -> bool:
+    """Whether ``dataset`` is streamed (an iterable dataset, e.g. ``data.kind: webdataset``) rather than indexed."""
+    return isinstance(dataset, IterableDataset)
+
+
+def source_dataset(loader: Any) -> Any:
+    """The dataset a :func:`make_loader` loader reads (inside its :class:`SeededItems`, or the stream)."""
+    if isinstance(loader, StreamLoader):
+        return loader.stream
+    return loader.dataset.dataset
+
+
+def first_item(dataset: Any) -> dict[str, Any]:
+    """Item 0 of a dataset, or the first readable item of a stream."""
+    return dataset.first_item() if is_stream(dataset) else dataset[0]
+
+
+def data_state(loader: Any) -> dict[str, Any] | None:
+    """What a checkpoint saves of a loader's position besides the step: a stream's readers' positions (None for a
+    map-style loader, whose position the step gives)."""
+    return loader.state_dict() if isinstance(loader, StreamLoader) else None
+
+
+def load_data_state(loader: Any, state: dict[str, Any] | None) -> None:
+    """Give a loader the position :func:`data_state` saved (nothing to do for a map-style loader)."""
+    if isinstance(loader, StreamLoader):
+        loader.load_state_dict(state)
 
 
 class SeededItems(Dataset):
@@ -109,14 +141,17 @@ def recipe_dataset(recipe: Recipe, split: str | None, train: bool, n_clips: int 
         d.kind, d.root, split=split, num_frames=d.num_frames, frame_stride=d.frame_stride, train=train,
         reader=d.reader, strict=d.strict, transform=transform, sampling=d.sampling, n_clips=n_clips,
         n_crops=n_crops, input_size=d.input_size, hflip=d.hflip, temporal_jitter=d.temporal_jitter and train,
-        **d.options,
+        decode_short_side="auto" if d.decode_resize else None, **d.options,
     )
 
 
 def make_loader(dataset: Dataset, runtime: Runtime, num_workers: int, train: bool, batch_size: int,
                 seed: int = 0) -> DataLoader:
     """A DataLoader over this rank's share of ``dataset`` in :class:`ResumableSampler` order (shuffled when
-    ``train``; the last partial batch dropped when ``train``)."""
+    ``train``; the last partial batch dropped when ``train``); at most one worker per CPU core."""
+    num_workers = min(num_workers, os.cpu_count() or 1)
+    if is_stream(dataset):  # data.kind: webdataset: its own loader (zoo.train.streaming)
+        return StreamLoader(dataset, runtime, num_workers, train, batch_size, seed)
     sampler = ResumableSampler(dataset, runtime.dist.world_size, runtime.dist.rank, seed=seed, shuffle=train)
     # Its own generator: starting an iterator then draws the workers' base seed from it, not from the
     # global RNG (which a resumed run restores and must not see consumed an extra time).

@@ -9,7 +9,7 @@ from typing import Any
 
 from .plots import read_metrics
 
-__all__ = ["MetricsLogger"]
+__all__ = ["MetricsLogger", "epoch_line", "BadFileReport"]
 
 
 class MetricsLogger:
@@ -60,3 +60,45 @@ class MetricsLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def epoch_line(stage: str, epochs: int, record: dict[str, Any], clips: int) -> str:
+    """The one line an epoch prints: stage, epoch (from 1), the loss terms, train and val top-1, clips/s, time."""
+    terms = {k[len("train_"):]: v for k, v in record.items() if k.startswith("train_loss")}
+    loss = f"loss {terms.pop('loss'):.4f}" if "loss" in terms else ""
+    if terms:
+        loss += " (" + ", ".join(f"{k} {v:.4f}" for k, v in terms.items()) + ")"
+    parts = [f"{stage} epoch {record['epoch']}/{epochs}", loss]
+    if "train_acc1" in record:
+        parts.append(f"train top-1 {100 * record['train_acc1']:.1f}%")
+    if "val_top1" in record:
+        parts.append(f"val top-1 {record['val_top1']:.1f}%")
+    seconds = record.get("epoch_time_s", 0.0)
+    if seconds:
+        parts.append(f"{clips / seconds:.1f} clips/s")
+    parts.append(f"{seconds:.0f} s")
+    return " | ".join(p for p in parts if p)
+
+
+class BadFileReport:
+    """The unreadable videos of a run: a line when an epoch meets new ones, the full list at the end."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+
+    def update(self, dataset: Any) -> str | None:
+        """Take the dataset's records of the epoch (and reset them); a line to print when some are new."""
+        report = getattr(dataset, "report_bad_files", None)
+        if report is None:  # a stream counts its own
+            return None
+        bad = report(reset=True, log=False)
+        new = [p for p in bad if p not in self.files]
+        self.files.update(bad)
+        if not new:
+            return None
+        return (f"{len(new)} more unreadable videos replaced by others ({len(self.files)} in all so far; "
+                "listed at the end of the run)")
+
+    def summary(self) -> str:
+        lines = "\n".join(f"  {path}: {why}" for path, why in sorted(self.files.items()))
+        return f"{len(self.files)} unreadable videos were replaced by others during training:\n{lines}"

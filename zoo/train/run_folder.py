@@ -1,16 +1,44 @@
-"""A run folder remembers its run: a new run of another model or recipe never resumes (or overwrites) it.
-
-The folder's ``recipe.yaml`` (written when a run starts) says which run ``last.pt`` belongs to;
-:func:`check_run_folder` compares it with the recipe about to run.
+"""A run folder: what a finished run reports of it (:class:`RunResult`), the stop that leaves it resumable
+(:class:`TrainingInterrupted`), and the rule that a new run of another model or recipe never resumes (or
+overwrites) it: the folder's ``recipe.yaml`` (written when a run starts) says which run ``last.pt`` belongs
+to, and :func:`check_run_folder` compares it with the recipe about to run.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .recipe import Recipe, load_recipe
 
-__all__ = ["RunFolderMismatch", "run_identity", "check_run_folder"]
+__all__ = ["RunResult", "TrainingInterrupted", "RunFolderMismatch", "run_identity", "check_run_folder"]
+
+
+class TrainingInterrupted(Exception):
+    """A run stopped on request (SIGTERM, SIGINT) after saving a checkpoint; run it again to resume."""
+
+    def __init__(self, checkpoint: Path, signal_name: str):
+        super().__init__(f"interrupted by {signal_name}; checkpoint saved to {checkpoint}; "
+                         "run the same command again to resume")
+        self.checkpoint = checkpoint
+        self.signal_name = signal_name
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+        return 130 if self.signal_name == "SIGINT" else 143
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports: its final metrics and where its files are."""
+
+    name: str
+    run_dir: Path
+    checkpoint: Path
+    metrics: dict[str, Any]
+    plots: list[Path] = field(default_factory=list)
+    wall_time_s: float = 0.0
 
 
 class RunFolderMismatch(ValueError):

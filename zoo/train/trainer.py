@@ -26,13 +26,12 @@ and augmentation do not depend on how a run was cut: each epoch's order is drawn
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
-import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,42 +46,37 @@ from .._factory import create_model
 from ..data import kind_defaults
 from ..methods import Objective, create_objective
 from ..utils.distributed import DistInfo, all_gather_objects, all_reduce_mean, any_rank, barrier
-from .checkpoint import get_rng_state, init_weights_from, save_checkpoint, set_rng_state
+from .checkpoint import get_rng_state, init_weights_from, link_or_copy, save_checkpoint, set_rng_state
 from .evaluate import predict, topk_accuracy
 from .evaluator import evaluate_model, nll, recipe_eval_loaders
-from .loaders import ResumableSampler, make_loader, recipe_dataset
-from .logger import MetricsLogger
-from .optim import build_optimizer, build_scheduler, scaled_lr
+from .loaders import (
+    ResumableSampler,
+    data_state,
+    first_item,
+    is_stream,
+    load_data_state,
+    make_loader,
+    pretrained_data_cfg,
+    recipe_dataset,
+    source_dataset,
+)
+from .logger import BadFileReport, MetricsLogger, epoch_line
+from .optim import build_optimizer, build_scheduler, scaled_lr, select_parameters, stage_schedule
 from .plots import plot_curves, read_metrics
 from .recipe import Recipe, load_recipe, recipe_to_dict, recipe_to_yaml
-from .runtime import Runtime, convert_batchnorm, in_main_thread, setup_runtime
+from .run_folder import RunFolderMismatch, RunResult, TrainingInterrupted, check_run_folder, run_identity
+from .runtime import (
+    CompiledObjective,
+    Runtime,
+    conv3d_precision_warning,
+    convert_batchnorm,
+    in_main_thread,
+    setup_runtime,
+    to_channels_last,
+)
 
-__all__ = ["Trainer", "RunResult", "TrainingInterrupted", "train", "link_or_copy"]
-
-
-class TrainingInterrupted(Exception):
-    """A run stopped on request (SIGTERM, SIGINT) after saving a checkpoint; run it again to resume."""
-
-    def __init__(self, checkpoint: Path, signal_name: str):
-        super().__init__(f"interrupted by {signal_name}; checkpoint saved to {checkpoint}; "
-                         "run the same command again to resume")
-        self.checkpoint = checkpoint
-
-
-@dataclass
-class RunResult:
-    """What a finished run reports: its final metrics and where its files are."""
-
-    name: str
-    run_dir: Path
-    checkpoint: Path
-    metrics: dict[str, Any]
-    plots: list[Path] = field(default_factory=list)
-    wall_time_s: float = 0.0
-
-
-def _matches(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+__all__ = ["Trainer", "RunResult", "TrainingInterrupted", "RunFolderMismatch", "check_run_folder", "run_identity",
+           "train", "link_or_copy"]
 
 
 @dataclass
@@ -131,6 +125,9 @@ class Trainer:
 
     def _find_resume(self, resume: str | os.PathLike | None) -> Path | None:
         if resume is None:
+            if not self.recipe.resume:
+                return None
+            check_run_folder(self.recipe)
             last = self.run_dir / "last.pt"
             return last if last.is_file() else None
         path = Path(resume)
@@ -170,6 +167,12 @@ class Trainer:
     def channels_last(self) -> bool:
         return self.runtime.channels_last
 
+    @property
+    def _bars(self) -> bool:
+        """Progress bars: on rank 0, when the recipe asks for progress and stderr is a terminal (in a log file
+        a bar's redraws are noise: a plain line every ``log_every`` steps stands in for it)."""
+        return self.is_main and self.recipe.progress and sys.stderr.isatty()
+
     def _print(self, *args: Any) -> None:
         if self.is_main:
             print(*args, flush=True)
@@ -180,10 +183,12 @@ class Trainer:
     def _data_cfg(self) -> dict[str, Any]:
         """What a user of the trained weights needs to feed them: the pretrained-cfg fields of the data."""
         d = self.recipe.data
-        c, t, h, w = self.val_set[0]["video"].shape[-4:]
+        c, t, h, w = first_item(self.val_set)["video"].shape[-4:]
         kind = kind_defaults(d.kind)
+        weights = pretrained_data_cfg(self.recipe) or {}  # a pretrained tag's normalisation, as the loaders apply it
+        mean, std = d.mean or weights.get("mean") or kind.mean, d.std or weights.get("std") or kind.std
         return {"input_size": [int(c), int(t), int(h), int(w)], "frame_stride": d.frame_stride,
-                "mean": list(d.mean or kind.mean), "std": list(d.std or kind.std), "dataset": d.kind}
+                "mean": list(mean), "std": list(std), "dataset": d.kind}
 
     def model_args(self) -> dict[str, Any]:
         """The keyword arguments of ``create_model``, besides the name and ``num_classes``, that rebuild this
@@ -203,7 +208,10 @@ class Trainer:
             model.set_grad_checkpointing(True)
         model.to(self.device)
         if self.channels_last:
-            model.to(memory_format=torch.channels_last_3d)
+            to_channels_last(model)  # channels_last_3d for 3-D convs, channels_last for 2-D ones (flow heads)
+        warning = conv3d_precision_warning(model, self.runtime)
+        if warning:
+            self._print(f"warning: {warning}")
         return model
 
     # -- stages ---------------------------------------------------------------------------------
@@ -220,49 +228,32 @@ class Trainer:
             p.requires_grad_(True)
         objective = create_objective(cfg.objective, self.model, **cfg.objective_cfg)
         # An objective drawing its own views (MSCL, MCL: clips with their optical flow) wraps the training set.
+        if is_stream(self.train_set) and type(objective).wrap_train_set is not Objective.wrap_train_set:
+            raise ValueError(f"stage {cfg.name!r}: objective {cfg.objective!r} draws its own views of indexed videos; "
+                             f"it cannot read a stream (data.kind {r.data.kind!r}): use a folder/csv/... layout")
         train_data = objective.wrap_train_set(self.train_set)
-        if self.train_loader.dataset.dataset is not train_data:
+        if source_dataset(self.train_loader) is not train_data:
             seed = self.train_loader.sampler.seed
             self.train_loader = self._loader(train_data, train=True, batch_size=r.data.batch_size)
             self.train_loader.sampler.seed = seed
         objective.to(self.device)
-        chosen = {id(p) for p in objective.trainable_parameters()}
-        self._recipe_frozen: set[str] = set()
-        for name, p in self.model.named_parameters():
-            frozen = _matches(name, cfg.freeze) or (cfg.trainable is not None and not _matches(name, cfg.trainable))
-            if frozen:
-                self._recipe_frozen.add(name)
-                chosen.discard(id(p))
-        for p in objective.parameters():
-            p.requires_grad_(id(p) in chosen)
-        params = [(n, p) for n, p in objective.named_parameters() if p.requires_grad]
-        if not params:
-            raise ValueError(f"stage {cfg.name!r}: nothing to train (its objective and freeze/trainable "
-                             "patterns leave no parameter trainable)")
+        params, self._recipe_frozen = select_parameters(objective, self.model, cfg.freeze, cfg.trainable, cfg.name)
 
         global_batch = r.data.batch_size * self.dist.world_size * r.optim.accum_steps
         lr = scaled_lr(cfg.lr if cfg.lr is not None else r.optim.lr, global_batch, r.optim.base_batch_size)
         optimizer = build_optimizer(params, r.optim, lr)
 
-        epochs = min(cfg.epochs, r.max_epochs) if r.max_epochs else cfg.epochs
-        batches = len(self.train_loader.sampler) // r.data.batch_size
-        steps_per_epoch = batches // r.optim.accum_steps
-        if r.max_steps_per_epoch:
-            steps_per_epoch = min(steps_per_epoch, r.max_steps_per_epoch)
-        if steps_per_epoch < 1:
-            raise ValueError(
-                f"the training split has {len(self.train_set)} videos: fewer than one step of "
-                f"{r.data.batch_size} x {r.optim.accum_steps} clips per process; lower data.batch_size")
-        total = epochs * steps_per_epoch
-        warmup = round(cfg.warmup_epochs * steps_per_epoch) if epochs == cfg.epochs else \
-            round(cfg.warmup_epochs / cfg.epochs * total)
-        scheduler = build_scheduler(optimizer, r.optim, total, warmup)
+        epochs, steps_per_epoch, warmup = stage_schedule(r, cfg, len(self.train_loader.sampler), len(self.train_set))
+        scheduler = build_scheduler(optimizer, r.optim, epochs * steps_per_epoch, warmup)
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
         forward: nn.Module = objective
+        if r.compile:  # the objective (model + loss) as one graph; falls back to eager, saying why
+            forward = CompiledObjective(objective, r.compile_mode, r.compile_backend, r.compile_recompile_limit,
+                                        label=f"stage {cfg.name!r}", log=self._print)
         if distributed:
             forward = DistributedDataParallel(
-                objective, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                forward, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True)
         n_train = sum(p.numel() for _, p in params)
         self._print(f"stage {index + 1}/{len(r.stages)} {cfg.name!r}: objective {cfg.objective!r}, "
@@ -301,6 +292,8 @@ class Trainer:
             "metrics": metrics,
             "best_top1": self.best_top1,
         }
+        if is_stream(self.train_set):  # the stream readers' positions, for an exact resume (zoo.train.streaming)
+            payload["data_state"] = all_gather_objects(data_state(self.train_loader))
         if stage is not None:
             payload.update(optimizer=stage.optimizer.state_dict(), scheduler=stage.scheduler.state_dict(),
                            scaler=stage.scaler.state_dict(), optimizer_stage=stage.index)
@@ -310,14 +303,15 @@ class Trainer:
         return payload
 
     def save(self, stage: _Stage | None, finished: bool = False, metrics: dict[str, Any] | None = None,
-             also: str | None = None) -> Path:
-        """Write ``last.pt`` (and ``also``, e.g. ``stage_joint.pt``) on rank 0; every rank takes part."""
+             also: Sequence[str] = ()) -> Path:
+        """Write ``last.pt`` (and the names in ``also``, e.g. ``stage_joint.pt``, ``best.pt``) on rank 0; every
+        rank takes part."""
         payload = self._payload(stage, finished, metrics or {})
         path = self.run_dir / "last.pt"
         if self.is_main:
             save_checkpoint(payload, path)
-            if also:
-                link_or_copy(path, self.run_dir / also)
+            for name in also:
+                link_or_copy(path, self.run_dir / name)
         barrier()
         return path
 
@@ -355,6 +349,7 @@ class Trainer:
         ckpt = load_training_checkpoint(self.resume_from) if self.resume_from else None
         self.step = self.epoch = self.stage_index = self.step_in_epoch = 0
         self.best_top1 = -1.0
+        self.bad_files = BadFileReport()
         self.epoch_sums: dict[str, float] = {}
         self.final_metrics: dict[str, Any] | None = None
         if ckpt is not None:
@@ -368,10 +363,13 @@ class Trainer:
                             f"(set output_dir=... for a new run)")
                 return RunResult(r.name, self.run_dir, self.resume_from, ckpt["metrics"],
                                  sorted(self.run_dir.glob("*.png")), 0.0)
-            self._print(f"resuming {self.resume_from}: stage {ckpt['stage_name']!r}, epoch {self.epoch}, "
-                        f"step {self.step}")
+            self._print(f"resuming {self.resume_from}: stage {ckpt['stage_name']!r} at epoch {self.epoch + 1} "
+                        f"(epochs counted from 1), step {self.step}")
 
         self.train_loader = self._loader(self.train_set, train=True, batch_size=r.data.batch_size)
+        if ckpt is not None and ckpt.get("data_state"):
+            states = ckpt["data_state"]
+            load_data_state(self.train_loader, states[self.dist.rank] if len(states) == self.dist.world_size else None)
         eval_batch = r.eval.batch_size or r.data.batch_size
         self.val_loader = self._loader(self.val_set, train=False, batch_size=eval_batch)
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -383,6 +381,7 @@ class Trainer:
             for index in range(self.stage_index, len(r.stages)):
                 self._train_stage(index, ckpt if ckpt is not None and index == ckpt["stage"] else None)
             metrics = self.final_metrics if self.final_metrics is not None else self.final_evaluation()
+            self._report_all_bad_files()
             path = self.save(None, finished=True, metrics=metrics)
         finally:
             if main_thread:
@@ -419,20 +418,38 @@ class Trainer:
                 if r.eval.accuracy:
                     record.update({f"val_{k}": self.final_metrics[k] for k in ("top1", "top5", "loss")})
             elif cfg.evaluate and (last_epoch or (every and (epoch + 1) % every == 0)):
+                val_start = time.perf_counter()
                 record.update(self.validate())
+                record["val_time_s"] = time.perf_counter() - val_start
+            also = [f"stage_{cfg.name}.pt"] if last_epoch and r.save_stage_checkpoints else []
             if "val_top1" in record:
+                if record["val_top1"] > self.best_top1:
+                    also.append("best.pt")  # the best validation top-1 so far (this epoch's weights)
                 self.best_top1 = max(self.best_top1, record["val_top1"])
             self.logger.log(record)
-            bad = self.train_set.report_bad_files(reset=True)
-            if bad and self.is_main:
-                self._print(f"{len(bad)} unreadable videos were replaced this epoch (listed in the log above)")
+            self._print_epoch(stage, record)
+            self._report_new_bad_files()
             if last_epoch:
                 self.stage_index, self.epoch = index + 1, 0
-            path = self.save(stage, also=f"stage_{cfg.name}.pt" if last_epoch else None)
+            path = self.save(stage, also=also)
             if last_epoch:
                 self.stage_index = index
             if self._stop_requested() and not (last_epoch and index == len(r.stages) - 1):
                 raise TrainingInterrupted(path, self._stop_signal or "another rank's stop")
+
+    def _print_epoch(self, stage: _Stage, record: dict[str, Any]) -> None:
+        clips = stage.steps_per_epoch * self.recipe.optim.accum_steps * self.recipe.data.batch_size * \
+            self.dist.world_size
+        self._print(epoch_line(stage.name, stage.epochs, record, clips))
+
+    def _report_new_bad_files(self) -> None:
+        line = self.bad_files.update(self.train_set)
+        if line:
+            self._print(line)
+
+    def _report_all_bad_files(self) -> None:
+        if self.is_main and self.bad_files.files:
+            self._print(self.bad_files.summary())
 
     def _stop_requested(self) -> bool:
         """A stop requested on any rank (every rank must call this at the same point)."""
@@ -451,11 +468,15 @@ class Trainer:
             self.epoch_sums = {}
         clips_seen, window_start, window_steps = 0, time.perf_counter(), 0
         epoch_start_time = time.perf_counter()
+        data_wait_s = 0.0  # time the loop waited for batches (data loading that did not overlap the steps)
         bar = tqdm(total=stage.steps_per_epoch, initial=self.step_in_epoch, unit="step", leave=False,
-                   desc=f"{stage.name} {self.epoch + 1}/{stage.epochs}", disable=not (self.is_main and r.progress))
+                   desc=f"{stage.name} {self.epoch + 1}/{stage.epochs}", disable=not self._bars)
         try:
             while self.step_in_epoch < stage.steps_per_epoch:
-                values = self._optimizer_step(stage, [next(batches) for _ in range(accum)])
+                wait_start = time.perf_counter()
+                micro_batches = [next(batches) for _ in range(accum)]
+                data_wait_s += time.perf_counter() - wait_start
+                values = self._optimizer_step(stage, micro_batches)
                 clips_seen += accum * r.data.batch_size * self.dist.world_size
                 self.step += 1
                 self.step_in_epoch += 1
@@ -472,6 +493,10 @@ class Trainer:
                     self.logger.log({"kind": "train", "stage": stage.name, "epoch": self.epoch, "step": self.step,
                                      "lr": stage.scheduler.get_last_lr()[0], **means,
                                      "clips_per_s": clips_seen / max(elapsed, 1e-9)})
+                    if r.progress and not self._bars:  # a log file, not a terminal: a plain line instead of a bar
+                        self._print(f"  {stage.name} epoch {self.epoch + 1}/{stage.epochs} step "
+                                    f"{self.step_in_epoch}/{stage.steps_per_epoch}: loss {means.get('loss', 0.0):.4f}, "
+                                    f"{clips_seen / max(elapsed, 1e-9):.1f} clips/s")
                     sums, clips_seen, window_start, window_steps = {}, 0, time.perf_counter(), 0
                 for callback in self.callbacks:
                     callback(self)
@@ -483,7 +508,8 @@ class Trainer:
             bar.close()
         means = self._mean_over_ranks({k: v / stage.steps_per_epoch for k, v in self.epoch_sums.items()})
         record = {"kind": "epoch", "stage": stage.name, "epoch": self.epoch + 1, "step": self.step,
-                  "lr": stage.scheduler.get_last_lr()[0], "epoch_time_s": time.perf_counter() - epoch_start_time}
+                  "lr": stage.scheduler.get_last_lr()[0], "epoch_time_s": time.perf_counter() - epoch_start_time,
+                  "data_wait_s": data_wait_s}
         record.update({f"train_{k}": v for k, v in means.items()})
         return record
 
@@ -537,7 +563,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Single-view validation: top-1, top-5 (percent) and the loss of the averaged softmax."""
         out = predict(self.model, self.val_loader, self.device, self.amp_dtype, self.channels_last,
-                      progress=self.recipe.progress, desc="val")
+                      progress=self._bars, desc="val")
         acc = topk_accuracy(out["scores"], out["labels"])
         return {"val_top1": acc["top1"], "val_top5": acc["top5"], "val_loss": nll(out)}
 
@@ -546,19 +572,7 @@ class Trainer:
         r = self.recipe
         return evaluate_model(self.model, recipe_eval_loaders(r, self.runtime, self.val_loader), r.eval, self.runtime,
                               split=r.eval.split or r.data.val_split, classes=self.classes, out_dir=self.run_dir,
-                              title=r.name, progress=r.progress)
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """Make ``target`` a hard link to ``source`` (no second write; ``last.pt`` is later replaced, not
-    rewritten in place, so the link keeps this version), or a copy where links are not supported."""
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+                              title=r.name, progress=self._bars)
 
 
 def train(recipe: Recipe | str | os.PathLike, overrides: Sequence[str] = (), resume: str | os.PathLike | None = None,
