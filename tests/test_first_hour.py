@@ -135,7 +135,8 @@ def test_an_export_that_fails_its_card_leaves_nothing_behind(tmp_path):
             "sha256": "0" * 64, "size": 1, "dataset": "unit", "split": "val", "recipe": "recipes/x.yaml",
             "metrics": [{"views": "1x1", "frames": 4, "resolution": 32, "top1": 50.0}],
             "input": {"size": [3, 4, 32, 32], "frame_stride": 1, "mean": [0.5] * 3, "std": [0.5] * 3},
-            "label_names": ["a", "b", "c"], "license": "apache-2.0", "paper": "x", "status": "trained, not yet published"}
+            "label_names": ["a", "b", "c"], "license": "apache-2.0", "paper": "x",
+            "status": "trained, not yet published"}
     with pytest.raises(ValueError, match="sha256"):
         zoo.save_for_hub(model, tmp_path / "second", card=zoo.WeightsCard.from_dict(card), recipe={})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first"]  # no target, no temporary folder

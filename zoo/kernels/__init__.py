@@ -4,9 +4,9 @@ Two ops, each with a Triton path for CUDA tensors, the Triton interpreter for CP
 (``backend='triton'``), and a pure-PyTorch reference (:mod:`zoo.kernels.reference`) that is both the CPU
 path and the tests' oracle. ``backend='auto'`` (the default) picks Triton for CUDA tensors and the reference
 elsewhere; ``with zoo.kernels.use_backend('torch'):`` makes ``'auto'`` mean the reference (or ``'triton'`` the
-kernels) inside a block, e.g. to time a model's step with either. Triton is optional: without it ``import zoo.kernels`` still works, ``'auto'`` always runs the
-reference and ``'triton'`` raises an error that says so and points to ``backend='torch'``
-(:mod:`zoo.kernels._triton`).
+kernels) inside a block, e.g. to time a model's step with either. Triton is optional: without it
+``import zoo.kernels`` still works, ``'auto'`` always runs the reference and ``'triton'`` raises an error
+that says so and points to ``backend='torch'`` (:mod:`zoo.kernels._triton`).
 
 Correlation (cost volume)
 -------------------------
