@@ -11,11 +11,11 @@ device, versions, revision and the machine's load before and after the group.
 
 How (so that ratios hold on a noisy, shared machine): every case of a group is built first; then each round runs
 one step of every case in turn (interleaved), after ``--warmup`` untimed steps each (lazy initialisation, and
-compilation for the compiled cases: timed apart as ``first_steps_s``). A case's ratio to its baseline is the
-median over rounds of the per-round ratio (a load that drifts between rounds cancels), next to the ratio of the
-medians, and the ratio of the fastest rounds (load only ever adds time). On a CPU the wall time and the process
-CPU time (``process_time``: with one thread, the time the step computed, not the time it waited for a busy core)
-are both recorded; the ratios are given for both. Memory:
+compilation for the compiled cases, with inductor's on-disk caches off: timed apart as ``first_steps_s``). A
+case's ratio to its baseline is the median over rounds of the per-round ratio (a load that drifts between rounds
+cancels), next to the ratio of the medians, and the ratio of the fastest rounds (load only ever adds time). On a
+CPU the wall time and the process CPU time (``process_time``: with one thread, the time the step computed, not the
+time it waited for a busy core) are both recorded; the ratios are given for both. Memory:
 CPU: the resident memory a step adds at its peak (``malloc_trim`` to hand freed memory back, the kernel's
 high-water mark reset via ``/proc/self/clear_refs``, ``VmHWM - VmRSS`` before the step), measured after the
 timed rounds; CUDA: ``max_memory_allocated()`` during a step minus ``memory_allocated()`` before it.
@@ -297,6 +297,7 @@ def build_case(case: Case, settings: dict) -> Built:
     forward: nn.Module = objective
     if case.compile:
         backend = "eager" if settings["dry_run"] else "inductor"  # dry run: dynamo's tracing, no code generation
+        _cold_compile_caches()
         forward = CompiledObjective(objective, backend=backend, label=case.name)
     gen = torch.Generator(device="cpu").manual_seed(1)
     clips = torch.randn(batch, 3, frames, size, size, generator=gen).to(device)
@@ -317,6 +318,17 @@ def build_case(case: Case, settings: dict) -> Built:
             torch.cuda.synchronize(device)
 
     return Built(case, step, (frames, size, batch), sum(p.numel() for p in params) / 1e6, forward=forward)
+
+
+def _cold_compile_caches() -> None:
+    """Turn off inductor's and AOTAutograd's on-disk caches, so that ``first_steps_s`` is the compile a first run
+    pays, not a cache hit from an earlier benchmark."""
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    for config, name in ((inductor_config, "fx_graph_cache"), (functorch_config, "enable_autograd_cache")):
+        if hasattr(config, name):
+            setattr(config, name, False)
 
 
 # ------------------------------------------------------------------------------------------------ measuring

@@ -29,7 +29,7 @@ SHELL = [code for lang, code in BLOCKS[1:] if lang in ("bash", "sh")]
 ZOO = str(Path(sys.executable).with_name("zoo"))
 SHORT = [  # a run of one epoch of two steps on tiny clips, one clip of evaluation
     "max_epochs=1", "max_steps_per_epoch=2", "progress=false", "data.num_workers=0", "data.batch_size=2",
-    "data.num_frames=8", "data.frame_stride=1", "data.input_size=32", "data.train_short_side=[32, 36]",
+    "data.num_frames=12", "data.frame_stride=1", "data.input_size=32", "data.train_short_side=[32, 36]",
     "data.test_short_side=32", "eval.n_clips=1", "eval.n_crops=1", "eval.knn=[]", "eval.batch_size=2",
 ]
 QUICKSTART_DATA = ["data.options.videos_per_class=2", "data.options.eval_videos_per_class=1",

@@ -438,10 +438,10 @@ def info_nce_chunked_forward_with_grads(
         if query_grad or keys_grad:
             logits.div_(sums[:, None])
             logits[torch.arange(logits.shape[0], device=q.device), target[rows]] -= 1.0
-            if query_grad:
-                torch.mm(logits, k, out=dq[rows])
+            if query_grad:  # products in the buffers' dtype (under autocast a matmul's output may not be)
+                dq[rows] = torch.mm(logits.to(dq.dtype), k.to(dq.dtype))
             if keys_grad:
-                dk.addmm_(logits.T, q[rows])
+                dk.addmm_(logits.T.to(dk.dtype), q[rows].to(dk.dtype))
     if query_grad:
         dq.div_(temperature)
         if normalize:
