@@ -7,10 +7,11 @@ evaluation; the one-off generation of the dataset is timed apart), and the machi
 and after, since a shared machine slows every number down.
 
 Target (the README's promise): HCML at least 90% top-1, the baseline near chance (12.5% for 8
-classes), each within 5 minutes on an idle 2-core CPU. Each run's wall time is split as the run's
-``metrics.jsonl`` records it: training epochs (of which the time the loop waited for batches:
-data loading that did not overlap the steps), the validations between epochs, and the rest (the
-final evaluation with its kNN retrieval over the training set, checkpoints, plots, setup).
+classes), each within 5 minutes on an idle 2-core CPU. Each run's wall time is split as the trainer
+measures it (``RunResult.time_split``): setup, training epochs (of which the time the loop waited
+for batches: data loading that did not overlap the steps), the validations between epochs, the
+final evaluation (with its kNN retrieval over the training set), checkpoints, plots, and the rest;
+and per stage, from the run's ``metrics.jsonl``, its epochs' training and validation time.
 
     python benchmarks/quickstart.py                  # the recipes as they are
     python benchmarks/quickstart.py device=cpu       # any recipe override, applied to both
@@ -46,9 +47,10 @@ def _generate_data(overrides: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def time_split(run_dir: Path, wall_time_s: float) -> dict:
-    """Where a run's wall time went, from its ``metrics.jsonl``: per stage the training epochs (and the data waits in
-    them), the validations, and the rest of the wall time (final evaluation, checkpoints, plots, setup)."""
+def time_split(run_dir: Path, run_split: dict[str, float]) -> dict:
+    """Where a run's wall time went: the run's own split (``RunResult.time_split``: setup, training, of which data
+    waits, validations, final evaluation with its kNN retrieval, checkpoints, plots, other), and per stage, from its
+    ``metrics.jsonl``, the training epochs, their data waits and the validations."""
     import json
 
     path = Path(run_dir) / "metrics.jsonl"
@@ -56,13 +58,13 @@ def time_split(run_dir: Path, wall_time_s: float) -> dict:
         if path.is_file() else []
     stages: dict[str, dict[str, float]] = {}
     for r in epochs:
-        s = stages.setdefault(r["stage"], {"train_s": 0.0, "data_wait_s": 0.0, "val_s": 0.0})
+        s = stages.setdefault(r["stage"], {"epochs": 0, "train_s": 0.0, "data_wait_s": 0.0, "val_s": 0.0})
+        s["epochs"] += 1
         s["train_s"] += r.get("epoch_time_s", 0.0)
         s["data_wait_s"] += r.get("data_wait_s", 0.0)
         s["val_s"] += r.get("val_time_s", 0.0)
-    accounted = sum(v for s in stages.values() for k, v in s.items() if k != "data_wait_s")
-    return {"stages": {k: {n: round(v, 1) for n, v in s.items()} for k, s in stages.items()},
-            "final_eval_checkpoints_plots_setup_s": round(wall_time_s - accounted, 1)}
+    return {"run": {k: round(v, 1) for k, v in run_split.items()},
+            "stages": {k: {n: round(v, 1) for n, v in s.items()} for k, s in stages.items()}}
 
 
 def run(overrides: list[str], runs_dir: str | None = None) -> dict:
@@ -75,7 +77,7 @@ def run(overrides: list[str], runs_dir: str | None = None) -> dict:
             recipe = load_recipe(RECIPES / f"{name}.yaml", [*overrides, f"output_dir={Path(tmp) / name}", "compare=[]"])
             load = os.getloadavg()
             result = train(recipe)
-            split = time_split(result.run_dir, result.wall_time_s)
+            split = time_split(result.run_dir, result.time_split)
             runs[name] = {
                 "recipe": f"recipes/{name}.yaml",
                 "model": recipe.model.name,
@@ -121,6 +123,7 @@ def main() -> None:
     for name, r in payload["runs"].items():
         print(f"{name:22s} {r['model']:12s} top-1 {r['top1']:5.1f}%  top-5 {r['top5']:5.1f}%  "
               f"{r['wall_time_s']:6.1f} s")
+        print("    " + ", ".join(f"{k} {v:.1f}" for k, v in r["time_split"]["run"].items()))
     print(f"load average before/after: {payload['load_average_before']} / {payload['load_average_after']}")
     print(f"written: {path}")
 

@@ -407,7 +407,8 @@ def train_step_section() -> list[str]:
         return []
     out = ["### Training steps on CPU (forward + backward + SGD step, float32)", "",
            "`benchmarks/train_step.py`: the cases of a group are built together and stepped in interleaved rounds "
-           "(every case once per round, after warm-up steps), so that a machine's changing load hits them alike; "
+           "(every case once per round, after warm-up steps; every other round in reverse order), so that a machine's "
+           "changing load hits them alike; "
            "a ratio is the median over rounds of the per-round ratio to the baseline, by wall time and by the "
            "process's CPU time (one thread: the time computed, not the time waited for a busy core). Peak MiB: "
            "the resident memory one step adds at its peak.", ""]
@@ -506,9 +507,17 @@ def quickstart_section() -> list[str]:
             f"({'met' if met['hcml_top1'] else 'not met'}), the baseline near chance "
             f"(at most {target['baseline_top1_max']:.0f}%: {'met' if met['baseline_near_chance'] else 'not met'}), "
             f"each within {target['wall_time_s_max'] / 60:.0f} minutes "
-            f"({'met' if met['hcml_time'] and met['baseline_time'] else 'not met'}).", "",
-            _where(data, "quickstart_cpu"), ""]
-    return out
+            f"({'met' if met['hcml_time'] and met['baseline_time'] else 'not met'}).", ""]
+    names = {"setup_s": "setup", "train_s": "training", "val_s": "validations", "final_eval_s": "final evaluation",
+             "checkpoint_s": "checkpoints", "plots_s": "plots", "other_s": "other"}
+    for r in data["runs"].values():
+        split = r.get("time_split", {}).get("run")
+        if not split:
+            continue
+        parts = [f"{names[k]} {split[k]:.0f} s" + (f" (of which waiting for data {split['data_wait_s']:.0f} s)"
+                                                  if k == "train_s" else "") for k in names if k in split]
+        out += [f"Where `{r['recipe']}`'s {r['wall_time_s']:.0f} s went: " + ", ".join(parts) + ".", ""]
+    return out + [_where(data, "quickstart_cpu"), ""]
 
 
 def _levels_text(values: list) -> str:

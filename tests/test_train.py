@@ -197,6 +197,29 @@ def test_finished_run_is_reported_not_retrained(tmp_path, capsys):
     assert "holds a finished run" in capsys.readouterr().out
 
 
+def test_run_reports_where_its_wall_time_went(tmp_path, capsys):
+    """The time split adds up to the wall time, agrees with the epoch records, and is printed and logged."""
+    from zoo.train.logger import TIME_SPLIT_KEYS
+
+    result = Trainer(recipe_from_dict(tiny_recipe(tmp_path))).run()
+    split = result.time_split
+    assert set(split) == set(TIME_SPLIT_KEYS)
+    assert sum(v for k, v in split.items() if k != "data_wait_s") == pytest.approx(result.wall_time_s, abs=0.05)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["kind"] == "epoch"]
+    # three epochs; the last one's validation is the final evaluation, the two before are timed validations
+    assert len(epochs) == 3 and sum("val_time_s" in r for r in epochs) == 2
+    assert split["train_s"] == pytest.approx(sum(r["epoch_time_s"] for r in epochs), abs=0.02)
+    assert split["val_s"] == pytest.approx(sum(r.get("val_time_s", 0.0) for r in epochs), abs=0.02)
+    assert 0 <= split["data_wait_s"] <= split["train_s"]
+    assert min(split["setup_s"], split["train_s"], split["val_s"], split["final_eval_s"], split["checkpoint_s"]) > 0
+    (logged,) = [r for r in records if r["kind"] == "time"]
+    assert {k: logged[k] for k in TIME_SPLIT_KEYS} == split
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("time ")]  # parts under half a second are left out
+    assert line.startswith(f"time {result.wall_time_s / 60:.1f} min: training ")
+
+
 def test_linear_probe_freezes_all_but_the_classifier(tmp_path):
     raw = tiny_recipe(tmp_path, stages=[{"name": "probe", "epochs": 1, "trainable": ["head.fc.*"]}],
                       eval={"efficacy": True, "knn": [1, 3]}, max_steps_per_epoch=2)

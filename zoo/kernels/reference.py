@@ -197,8 +197,10 @@ def temporal_correlation_reference(
 # s_ij the cosine similarity (normalize=True) or the dot product, tau the temperature,
 # loss_i = logsumexp_j(s_ij / tau) - s_{i,target_i} / tau.
 
-INFO_NCE_CHUNK_ELEMENTS = 1 << 22
-"""Logits per chunk of the chunked path (16 MiB in float32): its peak memory is O(chunk x M)."""
+INFO_NCE_CHUNK_ELEMENTS = 1 << 21
+"""Logits per chunk of the chunked path (8 MiB in float32): its peak memory is O(chunk x M). Halving it from 16 MiB
+kept the time (chunks of 256 rows at M = 8192 still make large matmuls) and brought the peak under a tenth of the
+materialised loss's from 8192 x 8192 x 256 up (benchmarks/contrastive.py)."""
 
 INFO_NCE_NORM_EPS = 1e-12
 """Floor of the norm when normalising, as in ``torch.nn.functional.normalize``."""
@@ -413,22 +415,24 @@ def info_nce_chunked_forward_with_grads(
         and ``dk`` (M, K) in the accumulation dtype, each an empty ``(0, K)`` tensor when not asked for.
     """
     dtype = info_nce_accumulation_dtype(query.dtype)
-    # q_hat / tau in one buffer: the logits need no further scaling, and (P - Y)^T (q_hat / tau) is dk_hat.
+    # Each chunk's rows of q_hat / tau are made as the chunk needs them (no (N, K) copy of the queries): the
+    # logits need no further scaling, and (P - Y)^T (q_hat / tau) is dk_hat.
     scale = info_nce_inverse_norm(query) / temperature if normalize else \
         torch.full((query.shape[0],), 1.0 / temperature, dtype=dtype, device=query.device)
-    q = query.to(dtype).mul(scale[:, None])
     k = keys.to(dtype).mul(info_nce_inverse_norm(keys)[:, None]) if normalize else keys.to(dtype)
     target = target.long()
-    num_rows, dim = q.shape
+    num_rows, dim = query.shape
     chunk = _info_nce_chunk_rows(num_rows, k.shape[0], chunk_size)
-    loss = q.new_empty(num_rows)
-    lse = q.new_empty(num_rows)
-    correct = torch.empty(num_rows, dtype=torch.bool, device=q.device)
-    dq = q.new_empty((num_rows, dim) if query_grad else (0, dim))
-    dk = q.new_zeros(k.shape if keys_grad else (0, dim))
+    loss = k.new_empty(num_rows)
+    lse = k.new_empty(num_rows)
+    correct = torch.empty(num_rows, dtype=torch.bool, device=k.device)
+    dq = k.new_empty((num_rows, dim) if query_grad else (0, dim))
+    dk = k.new_zeros(k.shape if keys_grad else (0, dim))
+    logits = q_rows = None  # (no chunk at all for an empty batch)
     for start in range(0, num_rows, chunk):
         rows = slice(start, start + chunk)
-        logits = q[rows] @ k.T  # the chunk's only (chunk, M) buffer: logits, then P - Y in place
+        q_rows = query[rows].to(dtype).mul(scale[rows, None])
+        logits = q_rows @ k.T  # the chunk's only (chunk, M) buffer: logits, then P - Y in place
         positive = logits.gather(1, target[rows, None]).squeeze(1)
         row_max = logits.amax(dim=1)
         sums = logits.sub_(row_max[:, None]).exp_().sum(dim=1)
@@ -437,11 +441,12 @@ def info_nce_chunked_forward_with_grads(
         correct[rows] = positive >= row_max
         if query_grad or keys_grad:
             logits.div_(sums[:, None])
-            logits[torch.arange(logits.shape[0], device=q.device), target[rows]] -= 1.0
+            logits[torch.arange(logits.shape[0], device=k.device), target[rows]] -= 1.0
             if query_grad:  # products in the buffers' dtype (under autocast a matmul's output may not be)
                 dq[rows] = torch.mm(logits.to(dq.dtype), k.to(dq.dtype))
             if keys_grad:
-                dk.addmm_(logits.T.to(dk.dtype), q[rows].to(dk.dtype))
+                dk.addmm_(logits.T.to(dk.dtype), q_rows.to(dk.dtype))
+    del logits, q_rows, k  # the chunk and the keys' copy go before the normalisation's backward needs its buffers
     if query_grad:
         dq.div_(temperature)
         if normalize:

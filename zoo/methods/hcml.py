@@ -118,7 +118,9 @@ def _sample_locations(batch: int, locations: int, num_samples: int, device: torc
                       generator: torch.Generator | None) -> torch.Tensor:
     """``(B, n)`` distinct random flat indices per video, ``n = min(num_samples, locations)``."""
     n = min(num_samples, locations)
-    scores = torch.rand(batch, locations, device=device, generator=generator)
+    # No generator= argument without a generator: torch.rand's overload with one takes no symbolic sizes, which
+    # torch.compile's dynamic shapes give it (a recompile for a new clip size then fails instead of tracing).
+    scores = torch.rand(batch, locations, device=device, **({"generator": generator} if generator is not None else {}))
     return scores.argsort(dim=1)[:, :n]
 
 

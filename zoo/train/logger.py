@@ -9,7 +9,7 @@ from typing import Any
 
 from .plots import read_metrics
 
-__all__ = ["MetricsLogger", "epoch_line", "BadFileReport"]
+__all__ = ["MetricsLogger", "epoch_line", "time_line", "TIME_SPLIT_KEYS", "BadFileReport"]
 
 
 class MetricsLogger:
@@ -72,12 +72,34 @@ def epoch_line(stage: str, epochs: int, record: dict[str, Any], clips: int) -> s
     if "train_acc1" in record:
         parts.append(f"train top-1 {100 * record['train_acc1']:.1f}%")
     if "val_top1" in record:
-        parts.append(f"val top-1 {record['val_top1']:.1f}%")
+        val_time = f" (validation {record['val_time_s']:.0f} s)" if "val_time_s" in record else ""
+        parts.append(f"val top-1 {record['val_top1']:.1f}%{val_time}")
     seconds = record.get("epoch_time_s", 0.0)
     if seconds:
         parts.append(f"{clips / seconds:.1f} clips/s")
     parts.append(f"{seconds:.0f} s")
     return " | ".join(p for p in parts if p)
+
+
+TIME_SPLIT_KEYS = ("setup_s", "train_s", "data_wait_s", "val_s", "final_eval_s", "checkpoint_s", "plots_s", "other_s")
+"""The parts of a run's wall time (``RunResult.time_split``, the ``"kind": "time"`` record of ``metrics.jsonl``);
+``data_wait_s`` is the part of ``train_s`` the loop waited for batches, the others add up to the wall time."""
+
+_TIME_NAMES = {"setup_s": "setup", "train_s": "training", "val_s": "validation", "final_eval_s": "final evaluation",
+               "checkpoint_s": "checkpoints", "plots_s": "plots", "other_s": "other"}
+
+
+def time_line(wall_time_s: float, split: dict[str, float]) -> str:
+    """The line a run prints at its end: where its wall time went, e.g. ``time 6.2 min: training 301 s (waiting
+    for data 4 s), validation 21 s, ...``; parts under half a second are left out."""
+    parts = []
+    for key, name in _TIME_NAMES.items():
+        seconds = split.get(key, 0.0)
+        if seconds < 0.5:
+            continue
+        wait = split.get("data_wait_s", 0.0) if key == "train_s" else 0.0
+        parts.append(f"{name} {seconds:.0f} s" + (f" (waiting for data {wait:.0f} s)" if wait >= 0.5 else ""))
+    return f"time {wall_time_s / 60:.1f} min: " + ", ".join(parts)
 
 
 class BadFileReport:

@@ -215,7 +215,8 @@ class Recipe:
     """Mixed precision: ``auto`` (bf16 on CUDA when supported, else fp16; none on CPU), ``bf16``, ``fp16``, ``none``."""
     channels_last: bool | None = None
     """Channels-last memory format (``channels_last_3d`` for the clips and 3-D convs, ``channels_last`` for 2-D
-    ones); default: on CUDA only (on a CPU it made the training step slower: ``benchmarks/train_step.py``)."""
+    ones); default: on CUDA only (on a CPU it speeds up R2D's per-frame convs and slows 3x3x3 ones:
+    ``benchmarks/train_step.py``'s channels_last group)."""
     compile: bool = False
     """``torch.compile`` each stage's objective (the model and its loss in one graph; the kernels' custom ops are
     single nodes of it). If compiling fails, or one function recompiles more than ``compile_recompile_limit``

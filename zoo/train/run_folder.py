@@ -39,6 +39,11 @@ class RunResult:
     metrics: dict[str, Any]
     plots: list[Path] = field(default_factory=list)
     wall_time_s: float = 0.0
+    time_split: dict[str, float] = field(default_factory=dict)
+    """Where ``wall_time_s`` went, in seconds (this process's share of a resumed run): ``setup_s`` (datasets,
+    model, loaders), ``train_s`` (the training epochs' steps, of which ``data_wait_s`` the loop waited for batches),
+    ``val_s`` (the validations between epochs), ``final_eval_s`` (the recipe's evaluation, kNN retrieval included),
+    ``checkpoint_s``, ``plots_s`` and ``other_s`` (the rest: printing, logging, signal handling)."""
 
 
 class RunFolderMismatch(ValueError):

@@ -60,7 +60,7 @@ from .loaders import (
     recipe_dataset,
     source_dataset,
 )
-from .logger import BadFileReport, MetricsLogger, epoch_line
+from .logger import TIME_SPLIT_KEYS, BadFileReport, MetricsLogger, epoch_line, time_line
 from .optim import build_optimizer, build_scheduler, scaled_lr, select_parameters, stage_schedule
 from .plots import plot_curves, read_metrics
 from .recipe import Recipe, load_recipe, recipe_to_dict, recipe_to_yaml
@@ -306,13 +306,14 @@ class Trainer:
              also: Sequence[str] = ()) -> Path:
         """Write ``last.pt`` (and the names in ``also``, e.g. ``stage_joint.pt``, ``best.pt``) on rank 0; every
         rank takes part."""
-        payload = self._payload(stage, finished, metrics or {})
-        path = self.run_dir / "last.pt"
-        if self.is_main:
-            save_checkpoint(payload, path)
-            for name in also:
-                link_or_copy(path, self.run_dir / name)
-        barrier()
+        with self._timed("checkpoint_s"):
+            payload = self._payload(stage, finished, metrics or {})
+            path = self.run_dir / "last.pt"
+            if self.is_main:
+                save_checkpoint(payload, path)
+                for name in also:
+                    link_or_copy(path, self.run_dir / name)
+            barrier()
         return path
 
     def _restore(self, ckpt: dict[str, Any], stage: _Stage) -> None:
@@ -333,6 +334,7 @@ class Trainer:
     def run(self) -> RunResult:
         """Train every stage (resuming where a previous run stopped), evaluate, plot; return the result."""
         start_time = time.perf_counter()
+        self.times = dict.fromkeys(TIME_SPLIT_KEYS, 0.0)
         r = self.recipe
         self.runtime = setup_runtime(r)
         self.train_set = recipe_dataset(r, r.data.train_split, train=True)
@@ -372,6 +374,7 @@ class Trainer:
             load_data_state(self.train_loader, states[self.dist.rank] if len(states) == self.dist.world_size else None)
         eval_batch = r.eval.batch_size or r.data.batch_size
         self.val_loader = self._loader(self.val_set, train=False, batch_size=eval_batch)
+        self.times["setup_s"] = time.perf_counter() - start_time
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         main_thread = in_main_thread()
         if main_thread:
@@ -387,11 +390,26 @@ class Trainer:
             if main_thread:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
-            self.logger.close()
-        plots = plot_curves(read_metrics(self.logger.path), self.run_dir, title=r.name) if self.is_main else []
+        with self._timed("plots_s"):
+            plots = plot_curves(read_metrics(self.logger.path), self.run_dir, title=r.name) if self.is_main else []
         if self.is_main and (self.run_dir / "confusion_matrix.png").is_file():
             plots.append(self.run_dir / "confusion_matrix.png")
-        return RunResult(r.name, self.run_dir, path, metrics, plots, time.perf_counter() - start_time)
+        wall_time_s = time.perf_counter() - start_time
+        self.times["other_s"] = max(0.0, wall_time_s - sum(v for k, v in self.times.items() if k != "data_wait_s"))
+        split = {k: round(v, 2) for k, v in self.times.items()}
+        self.logger.log({"kind": "time", "step": self.step, "wall_time_s": round(wall_time_s, 2), **split})
+        self.logger.close()
+        self._print(time_line(wall_time_s, split))
+        return RunResult(r.name, self.run_dir, path, metrics, plots, wall_time_s, split)
+
+    @contextlib.contextmanager
+    def _timed(self, key: str):
+        """Add the block's wall time (seconds) to ``self.times[key]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[key] += time.perf_counter() - start
 
     def _train_stage(self, index: int, ckpt: dict[str, Any] | None) -> None:
         r = self.recipe
@@ -414,13 +432,14 @@ class Trainer:
             every = r.eval.every
             if cfg.evaluate and last_epoch and index == len(r.stages) - 1:
                 # The end of the run: the final evaluation gives this epoch's validation numbers too.
-                self.final_metrics = self.final_evaluation()
+                self.final_metrics = self.final_evaluation()  # (timed as final_eval_s)
                 if r.eval.accuracy:
                     record.update({f"val_{k}": self.final_metrics[k] for k in ("top1", "top5", "loss")})
             elif cfg.evaluate and (last_epoch or (every and (epoch + 1) % every == 0)):
                 val_start = time.perf_counter()
                 record.update(self.validate())
                 record["val_time_s"] = time.perf_counter() - val_start
+                self.times["val_s"] += record["val_time_s"]
             also = [f"stage_{cfg.name}.pt"] if last_epoch and r.save_stage_checkpoints else []
             if "val_top1" in record:
                 if record["val_top1"] > self.best_top1:
@@ -510,6 +529,8 @@ class Trainer:
         record = {"kind": "epoch", "stage": stage.name, "epoch": self.epoch + 1, "step": self.step,
                   "lr": stage.scheduler.get_last_lr()[0], "epoch_time_s": time.perf_counter() - epoch_start_time,
                   "data_wait_s": data_wait_s}
+        self.times["train_s"] += record["epoch_time_s"]
+        self.times["data_wait_s"] += data_wait_s
         record.update({f"train_{k}": v for k, v in means.items()})
         return record
 
@@ -570,9 +591,10 @@ class Trainer:
     def final_evaluation(self) -> dict[str, Any]:
         """Evaluate the trained model as the recipe's ``eval`` section asks; write ``eval.json``."""
         r = self.recipe
-        return evaluate_model(self.model, recipe_eval_loaders(r, self.runtime, self.val_loader), r.eval, self.runtime,
-                              split=r.eval.split or r.data.val_split, classes=self.classes, out_dir=self.run_dir,
-                              title=r.name, progress=self._bars)
+        with self._timed("final_eval_s"):
+            return evaluate_model(self.model, recipe_eval_loaders(r, self.runtime, self.val_loader), r.eval,
+                                  self.runtime, split=r.eval.split or r.data.val_split, classes=self.classes,
+                                  out_dir=self.run_dir, title=r.name, progress=self._bars)
 
 
 def train(recipe: Recipe | str | os.PathLike, overrides: Sequence[str] = (), resume: str | os.PathLike | None = None,
