@@ -11,7 +11,9 @@ classes), each within 5 minutes on an idle 2-core CPU. Each run's wall time is s
 measures it (``RunResult.time_split``): setup, training epochs (of which the time the loop waited
 for batches: data loading that did not overlap the steps), the validations between epochs, the
 final evaluation (with its kNN retrieval over the training set), checkpoints, plots, and the rest;
-and per stage, from the run's ``metrics.jsonl``, its epochs' training and validation time.
+and per stage, from the run's ``metrics.jsonl``, its epochs' training and validation time. The
+machine's speed is measured before and after (``reference_step_ms``: one R2D-18 training step of the
+quickstart's batch), so that wall times of runs on different hosts or days can be compared.
 
     python benchmarks/quickstart.py                  # the recipes as they are
     python benchmarks/quickstart.py device=cpu       # any recipe override, applied to both
@@ -67,9 +69,34 @@ def time_split(run_dir: Path, run_split: dict[str, float]) -> dict:
             "stages": {k: {n: round(v, 1) for n, v in s.items()} for k, s in stages.items()}}
 
 
+def reference_step_ms(steps: int = 12, warmup: int = 3) -> float:
+    """The machine's speed on the quickstart's kind of work: the median wall time (ms) of one training step of the
+    plain R2D-18 (forward, backward, SGD; a batch of 8 clips of 8 frames at 48 px, the quickstart's), after warm-up.
+    Wall times of runs on different days are comparable through it: the same code takes 1.6x longer on a slower
+    or busier host, and its reference step does too."""
+    import statistics
+
+    from zoo import create_model
+
+    torch.manual_seed(0)
+    model = create_model("r2d_18", num_classes=8).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    clips, labels = torch.randn(8, 3, 8, 48, 48), torch.arange(8)
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        torch.nn.functional.cross_entropy(model(clips), labels).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 1)
+
+
 def run(overrides: list[str], runs_dir: str | None = None) -> dict:
     runs = {}
     load_before = os.getloadavg()
+    reference_before = reference_step_ms()
     generation_s = _generate_data(overrides)
     with tempfile.TemporaryDirectory(prefix="zoo-quickstart-") as tmp:
         tmp = runs_dir or tmp
@@ -87,6 +114,7 @@ def run(overrides: list[str], runs_dir: str | None = None) -> dict:
                 "val_videos": result.metrics["videos"],
                 "knn_recall@1": result.metrics.get("knn_recall@1"),
                 "wall_time_s": round(result.wall_time_s, 1),
+                "wall_time_in_reference_steps": round(1000 * result.wall_time_s / reference_before),
                 "time_split": split,
                 "load_average_1m_at_start": round(load[0], 2),
                 "load_average_1m_at_end": round(os.getloadavg()[0], 2),
@@ -100,6 +128,8 @@ def run(overrides: list[str], runs_dir: str | None = None) -> dict:
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "overrides": overrides,
         "data_generation_s": round(generation_s, 1),
+        "reference_step_ms": {"before": reference_before, "after": reference_step_ms(),
+                              "what": "median wall time of one R2D-18 training step, batch 8 x 3 x 8 x 48 x 48"},
         "runs": runs,
         "target": TARGET,
         "meets_target": {

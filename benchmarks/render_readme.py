@@ -210,16 +210,20 @@ def hcml_cam_section() -> list[str]:
                  f"of {m.get('frame_side_px', '?')} px", f"{m['top1']:.1f}%",
                  f"{100 * m['cam_share_on_moving_pixels']:.1f}%"] for name, m in data["models"].items()]
         checkpoints = ", ".join(f"`{v}`" for v in data["checkpoints"].values())
-        out += [f"### Grad-CAM of the last stage, a model beside its HCML version (Fig. 6 analogue): {checkpoints}",
+        layers = sorted({str(m.get("layer")) for m in data["models"].values()})
+        where = "the last stage" if layers == ["None"] else ", ".join(f"`{v}`" for v in layers)
+        out += [f"### Grad-CAM of {where}, a model beside its HCML version (Fig. 6 analogue): {checkpoints}",
                 "", f"![Grad-CAM]({data['figure']})", ""]
         out += _table(["model", "map (module, size)", f"top-1 on the {data['videos']} val clips",
                        "CAM mass on the moving digit"], rows)
         out += ["", f"Rows: each model's Grad-CAM of the labelled class (`zoo.adapters.render_cam`) over the clip's "
                 f"frames, one val clip per class ({', '.join(d['class'] for d in data['drawn'])}). The moving "
                 f"digit (pixels that change between neighbouring frames) covers "
-                f"{100 * data['moving_pixel_share_of_frame']:.1f}% of the frames. A map of one pixel per frame "
-                "says which frames matter, not where: there the CAM's mass on the digit only follows the frames' "
-                "weights.", "", _where(data, path.stem), ""]
+                f"{100 * data['moving_pixel_share_of_frame']:.1f}% of the frames."
+                + (" A map of one pixel per frame says which frames matter, not where: there the CAM's mass on the "
+                   "digit only follows the frames' weights (the maps of the earlier stages below say where)."
+                   if any(m.get("map_side_px") == 1 for m in data["models"].values()) else ""),
+                "", _where(data, path.stem), ""]
     return out
 
 
@@ -517,6 +521,11 @@ def quickstart_section() -> list[str]:
         parts = [f"{names[k]} {split[k]:.0f} s" + (f" (of which waiting for data {split['data_wait_s']:.0f} s)"
                                                   if k == "train_s" else "") for k in names if k in split]
         out += [f"Where `{r['recipe']}`'s {r['wall_time_s']:.0f} s went: " + ", ".join(parts) + ".", ""]
+    ref = data.get("reference_step_ms")
+    if ref:
+        out += [f"The machine's speed during these runs: one training step of the plain R2D-18 on the quickstart's "
+                f"batch (8 clips of 8 x 48 x 48) took {ref['before']:.0f} ms before and {ref['after']:.0f} ms after "
+                "(`reference_step_ms`); the same code's wall times scale with it from one host or day to another.", ""]
     return out + [_where(data, "quickstart_cpu"), ""]
 
 

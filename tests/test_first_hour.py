@@ -16,6 +16,12 @@ from zoo.train import Trainer, TrainingInterrupted, recipe_from_dict
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _video(path, frames: int = 12, size: int = 32, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     write_video(path, torch.randint(0, 256, (frames, size, size, 3), dtype=torch.uint8, generator=g), fps=10)
@@ -141,6 +147,8 @@ def test_an_export_that_fails_its_card_leaves_nothing_behind(tmp_path):
         zoo.save_for_hub(model, tmp_path / "second", card=zoo.WeightsCard.from_dict(card), recipe={})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first"]  # no target, no temporary folder
     assert sorted(p.name for p in first.folder.iterdir()) == sorted(first.files)
+    modes = {(first.folder / name).stat().st_mode & 0o777 for name in first.files}
+    assert len(modes) == 1 and modes.pop() & 0o044 == 0o044 & ~_umask()  # the weights as readable as the rest
 
 
 def test_decords_own_error_messages_go_to_the_reason_not_the_terminal(tmp_path, capfd):
@@ -152,3 +160,58 @@ def test_decords_own_error_messages_go_to_the_reason_not_the_terminal(tmp_path, 
         open_video(bad, reader="decord")
     captured = capfd.readouterr()
     assert "ERROR opening" not in captured.err and "ERROR opening" not in captured.out
+
+
+def test_the_quickstart_cards_export_command_fits_what_the_quickstart_trains(tmp_path, capsys, monkeypatch):
+    """The export command in the header of weights_cards/hcml_r2d_18.moving_digits.yaml, run on a checkpoint of
+    recipes/quickstart.yaml (shortened to one step per stage), passes every check of the card but the weights' own
+    sha256 (another training's weights), leaving nothing behind; with the sha256 and size of this export the same
+    card exports, and the folder loads back. The card's sha256 itself is that of the quickstart's 13-minute run
+    (benchmarks/quickstart.py), too long for this suite."""
+    import re
+    import shutil
+
+    import yaml
+
+    from zoo._helpers import sha256_file
+    from zoo.train import load_recipe, train
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    card_path = os.path.join(repo, "weights_cards", "hcml_r2d_18.moving_digits.yaml")
+    header = open(card_path).read()
+    (command,) = re.findall(r"`(zoo export [^`]+)`", header)
+    args = command.split()[1:]
+    assert args[1] == "runs/quickstart/last.pt"
+    assert args[3:] == ["--card", "weights_cards/hcml_r2d_18.moving_digits.yaml"]
+
+    monkeypatch.chdir(repo)  # the card names the recipe by its path in the repository, as the command is run
+    recipe = load_recipe(os.path.join(repo, "recipes", "quickstart.yaml"), [
+        f"output_dir={tmp_path / 'quickstart'}", "compare=[]", "progress=false", "max_steps_per_epoch=1",
+        "data.num_workers=0", "data.batch_size=2", "optim.base_batch_size=2", "eval.knn=[]",
+        "data.options.videos_per_class=2", "data.options.eval_videos_per_class=1", f"data.root={tmp_path / 'md'}",
+        "data.options.progress=false"])
+    for stage in recipe.stages:
+        stage.epochs, stage.warmup_epochs = 1, 0.0
+    checkpoint = train(recipe).run_dir / "last.pt"
+    out = tmp_path / "export"
+    cli_args = [args[0], str(checkpoint), str(out), *args[3:]]
+    assert main(cli_args) != 0
+    err = capsys.readouterr().err
+    assert "sha256" in err and "hcml_r2d_18.moving_digits" in err
+    assert not out.exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+    card = yaml.safe_load(open(card_path))  # the same card, with this export's sha256 and size
+    unchecked = tmp_path / "unchecked"
+    assert main([args[0], str(checkpoint), str(unchecked)]) == 0
+    weights = unchecked / card["hf_hub_filename"]
+    card.update(sha256=sha256_file(weights), size=weights.stat().st_size,
+                name="hcml_r2d_18.moving_digits_unit")
+    local_card = tmp_path / "hcml_r2d_18.moving_digits_unit.yaml"
+    local_card.write_text(yaml.safe_dump(card))
+    assert main([args[0], str(checkpoint), str(out), "--card", str(local_card)]) == 0
+    model = zoo.create_model(f"local-dir:{out}").eval()
+    reference = zoo.create_model(f"local-dir:{unchecked}").eval()
+    clip = torch.randn(1, *card["input"]["size"])
+    with torch.no_grad():
+        torch.testing.assert_close(model(clip), reference(clip))
+    shutil.rmtree(unchecked)

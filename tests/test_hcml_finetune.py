@@ -14,7 +14,7 @@ import zoo
 from zoo._hub import url_cache_path
 from zoo.data import write_video
 from zoo.data.moving_digits import render_video
-from zoo.train import Trainer, load_recipe, load_training_checkpoint
+from zoo.train import Trainer, build_model_from_checkpoint, load_recipe, load_training_checkpoint
 from zoo.train.loaders import pretrained_data_cfg, recipe_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -114,3 +114,42 @@ def test_a_plain_checkpoint_loads_into_its_hcml_version(tmp_path):
     x = torch.randn(1, 3, 4, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), plain(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("tag", ["x3d_xs.pv_k400", "swin3d_t.tv_k400"])
+def test_hcml_finetune_recipe_runs_on_x3d_and_a_transformer(tag, folder, tmp_path, monkeypatch):
+    """The same recipe with an X3D and a Swin3D tag (their files: our random models' weights in the sources'
+    formats, where torch.hub caches the downloads), two steps per stage at each model's smallest training clip:
+    every stage trains what it should (the level stages leave the tag's backbone weights as they were) and the
+    run finishes with a classifier sized to the user's classes. (This suite's stand-in for the plug-in
+    experiment on these families, which the README says was not run on a 2-core CPU.)"""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    torch.manual_seed(0)
+    state = zoo.create_model(tag.split(".")[0]).state_dict()
+    path = url_cache_path(zoo.get_pretrained_cfg(tag).url)
+    path.parent.mkdir(parents=True)
+    torch.save({"model_state": state} if ".pv_" in tag else state, path)  # pytorchvideo's files hold model_state
+    probe = zoo.create_model("hcml", backbone=tag.split(".")[0], num_classes=len(CLASSES))
+    frames, size = probe.min_train_frames, probe.min_size
+    overrides = [
+        f"data.root={folder}", f"model.kwargs.backbone={tag}", f"output_dir={tmp_path / 'run'}", "progress=false",
+        "max_epochs=1", "max_steps_per_epoch=2", f"data.num_frames={frames}", "data.frame_stride=1",
+        "data.batch_size=2", "data.num_workers=0", f"data.input_size={size}", f"data.train_short_side=[{size}, {size}]",
+        f"data.test_short_side={size}", "eval.n_clips=1", "eval.n_crops=1", "eval.batch_size=3",
+    ]
+    result = Trainer(load_recipe(RECIPE, overrides)).run()
+    ckpt = load_training_checkpoint(result.checkpoint)
+    assert ckpt["finished"] and ckpt["step"] == 8 and ckpt["label_names"] == list(CLASSES)
+    level3 = torch.load(result.run_dir / "stage_level3.pt", weights_only=True)["model"]
+    # the tag's weights with zero-initialised adapters, as the run started
+    adapted = zoo.create_model("hcml", backbone=tag, pretrained=True, num_classes=len(CLASSES)).state_dict()
+    start = {k: v for k, v in adapted.items() if ".motion." not in k and ".fuse." not in k and not k.startswith(
+        ("hcml.", "head.", "fc.")) and v.is_floating_point()}
+    assert len(start) > 50
+    for key, value in start.items():  # the level stages train the adapters only
+        torch.testing.assert_close(level3[key], value, rtol=0, atol=0, msg=key)
+    assert any(not torch.equal(level3[k], adapted[k]) for k in level3 if ".motion." in k)
+    assert any(not torch.equal(ckpt["model"][k], v) for k, v in start.items() if k.endswith("weight"))  # joint: all
+    model = build_model_from_checkpoint(ckpt).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, frames, size, size)).shape == (1, len(CLASSES))

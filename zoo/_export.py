@@ -203,7 +203,11 @@ def save_for_hub(
     try:
         result = _write_export(tmp, model, deployed, cfg, card, model_args, recipe, repo_id)
         final_dir.mkdir(exist_ok=True)
+        umask = os.umask(0)
+        os.umask(umask)
         for name in result.files:
+            # the mode a plain open() gives (safetensors writes its file readable by its owner only)
+            os.chmod(tmp / name, 0o666 & ~umask)
             os.replace(tmp / name, final_dir / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
