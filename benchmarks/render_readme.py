@@ -197,7 +197,8 @@ def hcml_plugin_section() -> list[str]:
                     "benchmarks/hcml_plugin.py --backbone NAME`; MViT takes only 16 x 224 x 224 clips). For every "
                     "family `tests/test_hcml_families.py` trains each HCML stage one step at its smallest clip; "
                     "`tests/test_hcml_finetune.py` runs the recipe, two steps per stage, from the "
-                    "`r2plus1d_18.tv_k400` tag.")
+                    "`r2plus1d_18.tv_k400`, `x3d_xs.pv_k400` and `swin3d_t.tv_k400` tags (an X3D and a "
+                    "transformer at their smallest training clips; no accuracy is measured there).")
     return out + [""] + notes + [""]
 
 
