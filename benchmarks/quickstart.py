@@ -72,8 +72,8 @@ def time_split(run_dir: Path, run_split: dict[str, float]) -> dict:
 def reference_step_ms(steps: int = 12, warmup: int = 3) -> float:
     """The machine's speed on the quickstart's kind of work: the median wall time (ms) of one training step of the
     plain R2D-18 (forward, backward, SGD; a batch of 8 clips of 8 frames at 48 px, the quickstart's), after warm-up.
-    Wall times of runs on different days are comparable through it: the same code takes 1.6x longer on a slower
-    or busier host, and its reference step does too."""
+    Wall times of runs on different hosts or days are read against it: a slower or busier host slows the reference
+    step as it slows the runs."""
     import statistics
 
     from zoo import create_model

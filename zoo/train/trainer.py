@@ -386,19 +386,19 @@ class Trainer:
             metrics = self.final_metrics if self.final_metrics is not None else self.final_evaluation()
             self._report_all_bad_files()
             path = self.save(None, finished=True, metrics=metrics)
+            with self._timed("plots_s"):
+                plots = plot_curves(read_metrics(self.logger.path), self.run_dir, title=r.name) if self.is_main else []
+            if self.is_main and (self.run_dir / "confusion_matrix.png").is_file():
+                plots.append(self.run_dir / "confusion_matrix.png")
+            wall_time_s = time.perf_counter() - start_time
+            self.times["other_s"] = max(0.0, wall_time_s - sum(v for k, v in self.times.items() if k != "data_wait_s"))
+            split = {k: round(v, 2) for k, v in self.times.items()}
+            self.logger.log({"kind": "time", "step": self.step, "wall_time_s": round(wall_time_s, 2), **split})
         finally:
             if main_thread:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
-        with self._timed("plots_s"):
-            plots = plot_curves(read_metrics(self.logger.path), self.run_dir, title=r.name) if self.is_main else []
-        if self.is_main and (self.run_dir / "confusion_matrix.png").is_file():
-            plots.append(self.run_dir / "confusion_matrix.png")
-        wall_time_s = time.perf_counter() - start_time
-        self.times["other_s"] = max(0.0, wall_time_s - sum(v for k, v in self.times.items() if k != "data_wait_s"))
-        split = {k: round(v, 2) for k, v in self.times.items()}
-        self.logger.log({"kind": "time", "step": self.step, "wall_time_s": round(wall_time_s, 2), **split})
-        self.logger.close()
+            self.logger.close()  # also when the run stops early (its TensorBoard file complete)
         self._print(time_line(wall_time_s, split))
         return RunResult(r.name, self.run_dir, path, metrics, plots, wall_time_s, split)
 
