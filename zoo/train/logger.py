@@ -2,14 +2,16 @@
 epoch rows) and TensorBoard when it is installed."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from .plots import read_metrics
 
-__all__ = ["MetricsLogger", "epoch_line", "time_line", "TIME_SPLIT_KEYS", "BadFileReport"]
+__all__ = ["MetricsLogger", "epoch_line", "time_line", "TIME_SPLIT_KEYS", "TimeSplit", "BadFileReport"]
 
 
 class MetricsLogger:
@@ -87,6 +89,28 @@ TIME_SPLIT_KEYS = ("setup_s", "train_s", "data_wait_s", "val_s", "final_eval_s",
 
 _TIME_NAMES = {"setup_s": "setup", "train_s": "training", "val_s": "validation", "final_eval_s": "final evaluation",
                "checkpoint_s": "checkpoints", "plots_s": "plots", "other_s": "other"}
+
+
+class TimeSplit:
+    """Seconds of a run's wall time per part (:data:`TIME_SPLIT_KEYS`), added up as the run goes."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(TIME_SPLIT_KEYS, 0.0)
+
+    @contextlib.contextmanager
+    def timed(self, key: str):
+        """Add the block's wall time to ``key``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[key] += time.perf_counter() - start
+
+    def finish(self, wall_time_s: float) -> dict[str, float]:
+        """The split, rounded to 10 ms, with ``other_s`` the wall time no part accounts for."""
+        accounted = sum(v for k, v in self.seconds.items() if k not in ("data_wait_s", "other_s"))
+        self.seconds["other_s"] = max(0.0, wall_time_s - accounted)
+        return {k: round(v, 2) for k, v in self.seconds.items()}
 
 
 def time_line(wall_time_s: float, split: dict[str, float]) -> str:

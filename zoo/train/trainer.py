@@ -60,7 +60,7 @@ from .loaders import (
     recipe_dataset,
     source_dataset,
 )
-from .logger import TIME_SPLIT_KEYS, BadFileReport, MetricsLogger, epoch_line, time_line
+from .logger import BadFileReport, MetricsLogger, TimeSplit, epoch_line, time_line
 from .optim import build_optimizer, build_scheduler, scaled_lr, select_parameters, stage_schedule
 from .plots import plot_curves, read_metrics
 from .recipe import Recipe, load_recipe, recipe_to_dict, recipe_to_yaml
@@ -306,7 +306,7 @@ class Trainer:
              also: Sequence[str] = ()) -> Path:
         """Write ``last.pt`` (and the names in ``also``, e.g. ``stage_joint.pt``, ``best.pt``) on rank 0; every
         rank takes part."""
-        with self._timed("checkpoint_s"):
+        with self.times.timed("checkpoint_s"):
             payload = self._payload(stage, finished, metrics or {})
             path = self.run_dir / "last.pt"
             if self.is_main:
@@ -334,7 +334,7 @@ class Trainer:
     def run(self) -> RunResult:
         """Train every stage (resuming where a previous run stopped), evaluate, plot; return the result."""
         start_time = time.perf_counter()
-        self.times = dict.fromkeys(TIME_SPLIT_KEYS, 0.0)
+        self.times = TimeSplit()
         r = self.recipe
         self.runtime = setup_runtime(r)
         self.train_set = recipe_dataset(r, r.data.train_split, train=True)
@@ -374,7 +374,7 @@ class Trainer:
             load_data_state(self.train_loader, states[self.dist.rank] if len(states) == self.dist.world_size else None)
         eval_batch = r.eval.batch_size or r.data.batch_size
         self.val_loader = self._loader(self.val_set, train=False, batch_size=eval_batch)
-        self.times["setup_s"] = time.perf_counter() - start_time
+        self.times.seconds["setup_s"] = time.perf_counter() - start_time
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         main_thread = in_main_thread()
         if main_thread:
@@ -386,13 +386,12 @@ class Trainer:
             metrics = self.final_metrics if self.final_metrics is not None else self.final_evaluation()
             self._report_all_bad_files()
             path = self.save(None, finished=True, metrics=metrics)
-            with self._timed("plots_s"):
+            with self.times.timed("plots_s"):
                 plots = plot_curves(read_metrics(self.logger.path), self.run_dir, title=r.name) if self.is_main else []
             if self.is_main and (self.run_dir / "confusion_matrix.png").is_file():
                 plots.append(self.run_dir / "confusion_matrix.png")
             wall_time_s = time.perf_counter() - start_time
-            self.times["other_s"] = max(0.0, wall_time_s - sum(v for k, v in self.times.items() if k != "data_wait_s"))
-            split = {k: round(v, 2) for k, v in self.times.items()}
+            split = self.times.finish(wall_time_s)
             self.logger.log({"kind": "time", "step": self.step, "wall_time_s": round(wall_time_s, 2), **split})
         finally:
             if main_thread:
@@ -401,15 +400,6 @@ class Trainer:
             self.logger.close()  # also when the run stops early (its TensorBoard file complete)
         self._print(time_line(wall_time_s, split))
         return RunResult(r.name, self.run_dir, path, metrics, plots, wall_time_s, split)
-
-    @contextlib.contextmanager
-    def _timed(self, key: str):
-        """Add the block's wall time (seconds) to ``self.times[key]``."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.times[key] += time.perf_counter() - start
 
     def _train_stage(self, index: int, ckpt: dict[str, Any] | None) -> None:
         r = self.recipe
@@ -439,7 +429,7 @@ class Trainer:
                 val_start = time.perf_counter()
                 record.update(self.validate())
                 record["val_time_s"] = time.perf_counter() - val_start
-                self.times["val_s"] += record["val_time_s"]
+                self.times.seconds["val_s"] += record["val_time_s"]
             also = [f"stage_{cfg.name}.pt"] if last_epoch and r.save_stage_checkpoints else []
             if "val_top1" in record:
                 if record["val_top1"] > self.best_top1:
@@ -529,8 +519,8 @@ class Trainer:
         record = {"kind": "epoch", "stage": stage.name, "epoch": self.epoch + 1, "step": self.step,
                   "lr": stage.scheduler.get_last_lr()[0], "epoch_time_s": time.perf_counter() - epoch_start_time,
                   "data_wait_s": data_wait_s}
-        self.times["train_s"] += record["epoch_time_s"]
-        self.times["data_wait_s"] += data_wait_s
+        self.times.seconds["train_s"] += record["epoch_time_s"]
+        self.times.seconds["data_wait_s"] += data_wait_s
         record.update({f"train_{k}": v for k, v in means.items()})
         return record
 
@@ -591,7 +581,7 @@ class Trainer:
     def final_evaluation(self) -> dict[str, Any]:
         """Evaluate the trained model as the recipe's ``eval`` section asks; write ``eval.json``."""
         r = self.recipe
-        with self._timed("final_eval_s"):
+        with self.times.timed("final_eval_s"):
             return evaluate_model(self.model, recipe_eval_loaders(r, self.runtime, self.val_loader), r.eval,
                                   self.runtime, split=r.eval.split or r.data.val_split, classes=self.classes,
                                   out_dir=self.run_dir, title=r.name, progress=self._bars)
