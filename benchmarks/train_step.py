@@ -37,6 +37,10 @@ Groups:
 - ``compile``: eager against ``torch.compile`` (inductor) for ``r2d_18`` and HCML's joint step.
 - ``channels_last``: contiguous against channels-last (``zoo.train.runtime.to_channels_last``) for ``r2d_18``,
   HCML's joint step and ``r3d_18``: what the recipes' ``channels_last`` default follows.
+- ``weight_grad``: PyTorch's own convolution weight gradients against ``zoo.layers.use_weight_grad_as_conv``'s (what
+  the recipes' ``conv_weight_grad`` setting switches) for ``r2d_18`` and HCML's joint step at the quickstart's
+  clips (8 x 48 x 48, batch 8), ``r3d_18`` at the SSL benchmarks' (8 x 32 x 32, batch 8) and at the group's
+  default size, and ``r2plus1d_18``.
 - ``gpu``: ``--model`` (default ``hcml_r2d_50``) at the CUDA sizes: its backbone, the joint step with the reference
   kernels and with the Triton kernels, and the deployed model; ``gpu_compile``: the joint step with the Triton
   kernels, eager and compiled (``benchmarks/gpu_suite.sh`` runs the two apart, so that a compile running out of
@@ -92,6 +96,8 @@ class Case:
         kernels: ``zoo.kernels.use_backend`` during the step: ``torch`` (references) or ``triton``.
         compile: ``torch.compile`` the objective.
         channels_last: channels-last weights and clips.
+        weight_grad: weight gradients as convolutions (``zoo.layers.use_weight_grad_as_conv``, what the engine's
+            ``conv_weight_grad: conv`` does); otherwise PyTorch's own kernel.
         baseline: the case this one is compared with.
         target: the ratio to the baseline this case must not exceed (None: no target).
         input: ``(frames, size, batch)`` when it differs from the group's.
@@ -106,6 +112,7 @@ class Case:
     kernels: str = "torch"
     compile: bool = False
     channels_last: bool = False
+    weight_grad: bool = False
     baseline: str | None = None
     target: float | None = None
     input: tuple[int, int, int] | None = None
@@ -190,6 +197,25 @@ def group_channels_last(settings: dict) -> list[Case]:
             Case("r3d_18", "r3d_18"), Case("r3d_18.channels_last", "r3d_18", channels_last=True, baseline="r3d_18")]
 
 
+def group_weight_grad(settings: dict) -> list[Case]:
+    kw = _hcml_kwargs(settings)
+    joint = {"stage": "joint"}
+    # the quickstart's clips (8 x 48 x 48, batch 8), the SSL benchmarks' (8 x 32 x 32, batch 8), the default 112 px
+    quick, ssl = ((8, 32, 2), (8, 32, 2)) if settings["dry_run"] else ((8, 48, 8), (8, 32, 8))
+    cases = []
+    for name, model, objective, cfg, shape in (
+            ("r2d_18.48px", "r2d_18", "classification", {}, quick),
+            ("hcml_r2d_18.joint.48px", "hcml_r2d_18", "hcml", joint, quick),
+            ("r3d_18.32px", "r3d_18", "classification", {}, ssl),
+            ("r3d_18", "r3d_18", "classification", {}, None),
+            ("r2plus1d_18", "r2plus1d_18", "classification", {}, None)):
+        extra = kw if model.startswith("hcml") else {}
+        cases += [Case(name, model, objective, cfg, extra, input=shape),
+                  Case(f"{name}.weight_grad", model, objective, cfg, extra, weight_grad=True, baseline=name,
+                       input=shape)]
+    return cases
+
+
 def group_gpu(settings: dict) -> list[Case]:
     name = settings["model"]
     kw = _hcml_kwargs(settings)
@@ -219,7 +245,8 @@ def group_gpu_compile(settings: dict) -> list[Case]:
 
 GROUPS: dict[str, Callable[[dict], list[Case]]] = {
     "hcml": group_hcml, "backbones": group_backbones, "peers": group_peers, "peers_video": group_peers_video,
-    "compile": group_compile, "channels_last": group_channels_last, "gpu": group_gpu, "gpu_compile": group_gpu_compile,
+    "compile": group_compile, "channels_last": group_channels_last, "weight_grad": group_weight_grad,
+    "gpu": group_gpu, "gpu_compile": group_gpu_compile,
 }
 DEFAULT_GROUPS = {"cpu": ["hcml", "peers", "channels_last"], "cuda": ["gpu"]}
 
@@ -276,6 +303,7 @@ class Built:
 
 def build_case(case: Case, settings: dict) -> Built:
     from zoo.kernels import use_backend
+    from zoo.layers import use_weight_grad_as_conv
     from zoo.methods import create_objective
     from zoo.train.optim import build_optimizer
     from zoo.train.recipe import OptimConfig
@@ -292,6 +320,8 @@ def build_case(case: Case, settings: dict) -> Built:
     objective = create_objective(case.objective, model, **case.objective_cfg).to(device)
     if case.channels_last:
         to_channels_last(objective)
+    if case.weight_grad:
+        use_weight_grad_as_conv(objective)
     params = objective.trainable_parameters()
     names = {id(p): n for n, p in objective.named_parameters()}
     # the engine's optimizer (SGD, momentum 0.9, weight decay on weights; fused where torch has the kernel)
@@ -405,6 +435,7 @@ def run_group(name: str, settings: dict) -> dict:
             "name": c.name, "model": c.model, "objective": c.objective, **({"stage": c.objective_cfg["stage"]}
                                                                          if "stage" in c.objective_cfg else {}),
             "deployed": c.deploy, "kernels": c.kernels, "compiled": c.compile, "channels_last": c.channels_last,
+            "weight_grad": c.weight_grad,
             "frames": frames, "size": size, "batch": batch, "trainable_params_m": round(b.params_m, 3),
             "median_ms": round(1e3 * median_s, 2), "min_ms": round(1e3 * min(b.times), 2),
             "median_cpu_ms": round(1e3 * statistics.median(b.cpu_times), 2),

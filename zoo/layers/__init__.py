@@ -1,8 +1,10 @@
-"""Shared building blocks: video convolutions, 2D -> 3D weight inflation, feature-level selection."""
+"""Shared building blocks: video convolutions, 2D -> 3D weight inflation, feature-level selection, convolution
+weight gradients computed as convolutions (CPU)."""
 
 from .conv import Conv2Plus1D, Conv3DNoTemporal, Conv3DSimple, resolve_stride
 from .features import feature_take_indices
 from .inflate import INFLATION_MODES, inflate_conv_weight, inflate_state_dict
+from .weight_grad import conv_weight_grad, use_weight_grad_as_conv, weight_grad_as_conv_applies
 
 __all__ = [
     "Conv2Plus1D",
@@ -13,4 +15,7 @@ __all__ = [
     "INFLATION_MODES",
     "inflate_conv_weight",
     "inflate_state_dict",
+    "conv_weight_grad",
+    "use_weight_grad_as_conv",
+    "weight_grad_as_conv_applies",
 ]

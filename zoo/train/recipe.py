@@ -228,6 +228,11 @@ class Recipe:
     """``torch.compile`` backend (``aot_eager`` traces and checks the graph without generating code)."""
     compile_recompile_limit: int = 8
     """Recompilations allowed per compiled function before the stage continues eagerly."""
+    conv_weight_grad: str = "auto"
+    """How CPU training computes convolutions' weight gradients: ``conv`` (as a convolution, for the stride-1
+    convolutions where that was measured faster: ``zoo.layers.use_weight_grad_as_conv``), ``native`` (PyTorch's
+    own kernel) or ``auto`` (``conv`` on a CPU whose PyTorch capability is AVX2, where it was measured:
+    ``benchmarks/conv_weight_grad.py``; ``native`` elsewhere and on CUDA)."""
     deterministic: bool = False
     """Deterministic algorithms (slower on CUDA); CPU runs are deterministic anyway."""
     threads: int | None = None
@@ -419,6 +424,7 @@ def _validate(recipe: Recipe, source: str) -> None:
         "compile_mode": (recipe.compile_mode,
                          ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")),
         "eval.n_crops": (recipe.eval.n_crops, (1, 3)),
+        "conv_weight_grad": (recipe.conv_weight_grad, ("auto", "conv", "native")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

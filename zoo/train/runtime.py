@@ -1,6 +1,6 @@
 """Where and how a run computes: device, mixed precision, memory format, process group, batch norms.
 
-:func:`setup_runtime` turns a recipe's ``device``, ``amp``, ``channels_last``, ``threads`` and
+:func:`setup_runtime` turns a recipe's ``device``, ``amp``, ``channels_last``, ``conv_weight_grad``, ``threads`` and
 ``deterministic`` settings into a :class:`Runtime`, with the process group torchrun describes.
 :func:`to_channels_last` puts a model's weights in the channels-last formats, :class:`CompiledObjective`
 is ``torch.compile`` of a stage's objective with its fallback (the recipe's ``compile`` settings), and
@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..layers.weight_grad import default_weight_grad_mode, use_weight_grad_as_conv
 from ..utils.distributed import DistInfo, init_distributed
 
 __all__ = ["Runtime", "setup_runtime", "resolve_device", "resolve_amp", "convert_batchnorm", "in_main_thread",
@@ -28,13 +29,19 @@ _logger = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    """What a run computes on: the process group, the device, the autocast dtype (None: float32) and
-    whether clips go channels-last."""
+    """What a run computes on: the process group, the device, the autocast dtype (None: float32), whether
+    clips go channels-last and how convolutions' weight gradients are computed (``conv`` or ``native``)."""
 
     dist: DistInfo = field(default_factory=DistInfo)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
+    conv_weight_grad: str = "native"
+
+    def switch_weight_grads(self, module: nn.Module) -> int:
+        """With ``conv_weight_grad == 'conv'``, the convolutions of ``module`` where it was measured faster
+        compute their weight gradients as convolutions (``zoo.layers.use_weight_grad_as_conv``); how many."""
+        return use_weight_grad_as_conv(module) if self.conv_weight_grad == "conv" else 0
 
     @property
     def is_main(self) -> bool:
@@ -92,7 +99,10 @@ def setup_runtime(recipe: Any) -> Runtime:
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    return Runtime(dist, device, amp_dtype, channels_last)
+    weight_grad = getattr(r, "conv_weight_grad", "auto")
+    if weight_grad == "auto":
+        weight_grad = default_weight_grad_mode(device)
+    return Runtime(dist, device, amp_dtype, channels_last, weight_grad if device.type == "cpu" else "native")
 
 
 def convert_batchnorm(module: nn.Module, sync: bool) -> None:

@@ -237,6 +237,7 @@ class Trainer:
             self.train_loader = self._loader(train_data, train=True, batch_size=r.data.batch_size)
             self.train_loader.sampler.seed = seed
         objective.to(self.device)
+        self.runtime.switch_weight_grads(objective)  # CPU: weight gradients as convolutions where faster
         params, self._recipe_frozen = select_parameters(objective, self.model, cfg.freeze, cfg.trainable, cfg.name)
 
         global_batch = r.data.batch_size * self.dist.world_size * r.optim.accum_steps
