@@ -402,13 +402,15 @@ _STEP_TITLES = {
     "peers_video": "The zoo's models against torchvision's of the same architecture (16 x 224 x 224)",
     "compile": "Eager against torch.compile (inductor)",
     "channels_last": "Contiguous against channels-last",
+    "weight_grad": "PyTorch's convolution weight gradients against the gradients as convolutions (`conv_weight_grad`)",
 }
 
 
 def train_step_section() -> list[str]:
     """``benchmarks/train_step.py``: whole training steps, interleaved, as ratios to the step they compare with."""
-    data = _load("train_step_cpu")
-    if not data or not data.get("groups"):
+    files = [(name, data) for name in ("train_step_cpu", "train_step_weight_grad_cpu")
+             if (data := _load(name)) and data.get("groups")]
+    if not files:
         return []
     out = ["### Training steps on CPU (forward + backward + SGD step, float32)", "",
            "`benchmarks/train_step.py`: the cases of a group are built together and stepped in interleaved rounds "
@@ -417,7 +419,8 @@ def train_step_section() -> list[str]:
            "a ratio is the median over rounds of the per-round ratio to the baseline, by wall time and by the "
            "process's CPU time (one thread: the time computed, not the time waited for a busy core). Peak MiB: "
            "the resident memory one step adds at its peak.", ""]
-    for name, group in data["groups"].items():
+    groups = [(name, group) for _, data in files for name, group in data["groups"].items()]
+    for name, group in groups:
         load = f"load {group['load_average_before'][0]} -> {group['load_average_after'][0]}"
         out += [f"#### {_STEP_TITLES.get(name, name)}", ""]
         out += _table(_STEP_HEADER, _step_rows(group))
@@ -431,10 +434,27 @@ def train_step_section() -> list[str]:
             first = {c["name"]: c["first_steps_s"] for c in group["cases"] if c["compiled"]}
             out += ["", "Compilation (the warm-up steps of the compiled cases): "
                     + ", ".join(f"`{k}` {v:.0f} s" for k, v in first.items()) + "."]
+        if name == "weight_grad":
+            out += ["", *_weight_grad_lines()]
         out += ["", f"<sub>{group['env']['device_name']}, torch {group['env']['torch']}, "
                 f"{group['settings']['threads']} thread(s), {group['settings']['steps']} rounds, {load}, "
                 f"revision {group['env']['git_revision'][:7]}.</sub>", ""]
-    return out + ["<sub>`benchmarks/results/train_step_cpu.json`.</sub>", ""]
+    return out + ["<sub>" + ", ".join(f"`benchmarks/results/{name}.json`" for name, _ in files) + ".</sub>", ""]
+
+
+def _weight_grad_lines() -> list[str]:
+    """``benchmarks/conv_weight_grad.py``: the per-convolution measurement behind the switch's rule."""
+    data = _load("conv_weight_grad_cpu")
+    if not data:
+        return []
+    parts = []
+    for threads, models in data["threads"].items():
+        ratios = ", ".join(f"`{m['model']}` at {' x '.join(map(str, m['input'][2:]))} {m['rule_vs_native']:.2f}x "
+                           f"(every stride-1 convolution switched: {m['every_vs_native']:.2f}x)" for m in models)
+        parts.append(f"{threads} thread(s): {ratios}")
+    return [f"The weight gradients of one forward's convolutions, summed, under the rule against PyTorch's kernel "
+            f"(`benchmarks/conv_weight_grad.py`, CPU capability {data['cpu_capability']}, "
+            f"`benchmarks/results/conv_weight_grad_cpu.json`): " + "; ".join(parts) + "."]
 
 
 def data_section() -> list[str]:

@@ -7,10 +7,13 @@ queues of 256 keys). Three parts, all in one process:
 
 - ``step``: one optimizer step (forward, backward, gradient clip, SGD step, ``after_step``) on a batch
   collated beforehand, so that no data loading is inside it. The methods are timed interleaved,
-  round by round (HCML at levels 1, 2 and 3, then MSCL, then MCL), and each round gives a ratio
-  ``method step / HCML step`` (HCML's: the mean of its three levels, as the benchmark trains a third of
-  its steps at each); the figures are the medians over the rounds, with the 1-minute load average
-  before and after (the machine may be shared).
+  round by round (HCML at levels 1, 2 and 3, then MSCL, then MCL, then a plain R3D-18 classification
+  step), and each round gives a ratio ``method step / HCML step`` (HCML's: the mean of its three levels,
+  as the benchmark trains a third of its steps at each; a level stage runs the backbone only up to its
+  level, so the classification step, the whole backbone's forward and backward, is the other yardstick);
+  the figures are the medians over the rounds, with the 1-minute load average before and after (the
+  machine may be shared). Convolution weight gradients are computed as ``zoo train`` computes them on
+  this CPU (``conv_weight_grad: auto``, ``zoo.layers.weight_grad``).
 - ``profile``: one step per method under ``torch.profiler`` (CPU), the top operators by self CPU time.
 - ``item``: the DataLoader side, a dataset item (``dataset[i]``) timed alone: the plain training set
   (HCML's), and MSCL's and MCL's views with flow (``wrap_train_set``), whose flow cache is built once
@@ -35,11 +38,14 @@ from _common import env_info, write_result  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.data import create_dataset, video_collate  # noqa: E402
+from zoo.layers.weight_grad import default_weight_grad_mode  # noqa: E402
 from zoo.methods import create_objective  # noqa: E402
+from zoo.train.runtime import Runtime  # noqa: E402
 
 FRAMES, STRIDE, SIZE, BATCH, QUEUE = 8, 2, 32, 8, 256
 DATA_OPTIONS = {"frame_size": SIZE, "frames_per_video": 32, "videos_per_class": 40, "eval_videos_per_class": 8,
                 "progress": False}
+WEIGHT_GRAD = default_weight_grad_mode("cpu")
 FLOW = {"mscl": {"provider": "farneback", "gap": 2, "adjacent": 8, "progress": False},
         "mcl": {"provider": "farneback", "gap": 1, "adjacent": 1, "progress": False}}
 
@@ -60,6 +66,9 @@ class Runner:
             model = zoo.create_model("hcml", backbone="r3d_18", hcml_cfg={"deltas": [1]}, num_classes=8)
             self.objective = create_objective("hcml", model, stage=stage)
             data = dataset
+        elif method == "classification":  # a plain R3D-18 step: the whole backbone forward and backward
+            self.objective = create_objective("classification", zoo.create_model("r3d_18", num_classes=8))
+            data = dataset
         else:
             model = zoo.create_model("r3d_18", num_classes=8)
             self.objective = create_objective(method, model, queue_size=QUEUE, flow=FLOW[method])
@@ -68,6 +77,8 @@ class Runner:
             self.wrap_s = time.perf_counter() - start  # the flow cache's build (or its check, once built)
         self.data = data
         self.batch = video_collate([data[i] for i in range(BATCH)])
+        # what `zoo train` does on this CPU (the recipes' conv_weight_grad: auto)
+        self.switched = Runtime(conv_weight_grad=WEIGHT_GRAD).switch_weight_grads(self.objective)
         self.objective.train()
         self.params = self.objective.trainable_parameters()
         self.optimizer = torch.optim.SGD(self.params, lr=0.01, momentum=0.9, weight_decay=1e-4)
@@ -112,10 +123,11 @@ def run(rounds: int) -> dict[str, Any]:
     runners = {f"hcml_level{lv}": Runner("hcml", f"level{lv}") for lv in (1, 2, 3)}
     runners["mscl"] = Runner("mscl")
     runners["mcl"] = Runner("mcl")
+    runners["classification"] = Runner("classification")
     for r in runners.values():  # warm-up
         r.step()
     times: dict[str, list[float]] = {k: [] for k in runners}
-    ratios: dict[str, list[float]] = {"mscl": [], "mcl": []}
+    ratios: dict[str, list[float]] = {"mscl": [], "mcl": [], "classification": []}
     for _ in range(rounds):
         this = {k: r.timed_step() for k, r in runners.items()}
         for k, v in this.items():
@@ -134,7 +146,10 @@ def run(rounds: int) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "settings": {"backbone": "r3d_18", "frames": FRAMES, "frame_stride": STRIDE, "size": SIZE,
                      "batch_size": BATCH, "queue_size": QUEUE, "rounds": rounds, "flow": FLOW,
-                     "hcml_reference": "mean of the level1/2/3 step times (the benchmark trains a third at each)"},
+                     "hcml_reference": "mean of the level1/2/3 step times (the benchmark trains a third at each)",
+                     "classification": "a plain R3D-18 cross-entropy step (the whole backbone's forward and backward)",
+                     "conv_weight_grad": WEIGHT_GRAD,
+                     "switched_convolutions": {k: r.switched for k, r in runners.items()}},
         "load_average_1m": {"before": round(load_before, 2), "after_steps": round(load_after_steps, 2),
                             "end": round(os.getloadavg()[0], 2)},
         "step_s_median": {k: round(statistics.median(v), 4) for k, v in times.items()},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,6 +71,15 @@ def test_the_rule_switches_only_the_measured_kind():
     assert not weight_grad_as_conv_applies(nn.Conv3d(512, 512, 3, padding="same"))
     assert not weight_grad_as_conv_applies(nn.Conv3d(512, 512, 3, padding=1, padding_mode="reflect"))
     assert not weight_grad_as_conv_applies(nn.Linear(512, 512))
+
+
+def test_large_inputs_take_pytorchs_kernel():
+    conv = nn.Conv3d(64, 64, 3, padding=1)
+    use_weight_grad_as_conv(conv)
+    small, large = torch.randn(1, 64, 4, 8, 8), torch.randn(1, 64, 2, 48, 48)  # 256 and 4608 positions
+    assert "WeightGradAsConv" in type(conv(small).grad_fn).__name__
+    assert "Convolution" in type(conv(large).grad_fn).__name__
+    assert weight_grad_as_conv_applies(conv, small.shape) and not weight_grad_as_conv_applies(conv, large.shape)
 
 
 def test_a_switched_model_trains_like_the_plain_one_and_survives_copies():
@@ -173,3 +183,14 @@ def test_the_engine_switches_the_objectives_convolutions(tmp_path, monkeypatch):
         losses[setting] = [r["loss"] for r in rows if r.get("kind") == "train"]
     assert seen == {"native": 0, "conv": 6}
     assert len(losses["conv"]) == 2 and losses["conv"] == pytest.approx(losses["native"], rel=1e-3)
+
+
+def test_the_benchmark_times_both_ways_and_compares_them(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import conv_weight_grad as bench
+
+    row = bench.time_conv(nn.Conv3d(8, 8, 3, padding=1), (2, 8, 2, 4, 4), repeats=1)
+    assert row["max_rel_diff"] < 1e-5 and row["as_conv_ms"] > 0 and row["native_ms"] > 0
+    assert not row["switched_by_rule"]  # 8 x 27 < 1728
+    strided = bench.time_conv(nn.Conv3d(8, 8, 3, stride=2), (1, 8, 4, 6, 6), repeats=1)
+    assert "as_conv_ms" not in strided and strided["native_ms"] > 0

@@ -5,16 +5,18 @@ gradient, batch and channel dimensions swapped (``dW[o, c] = sum_n x[n, c] * dY[
 PyTorch's CPU backend (oneDNN) computes it with its own backward-weights kernel; on a CPU without AVX-512
 (measured: an AVX2 AMD EPYC, torch 2.14 with oneDNN 3.12) that kernel is a GEMM-based one that runs
 several times slower than oneDNN's forward convolution on the same work once the output has many channels
-and few positions: a ResNet's last stages at the small inputs of CPU training (R2D-18 at 48 px: its
-512-channel 3x3 convs take 114 ms for the weight gradient against 12 ms as a forward convolution;
-``benchmarks/conv_weight_grad.py`` measures every convolution of the featured models both ways).
+and few positions: a ResNet's last stages at the small inputs of CPU training, such as the 512-channel
+3x3 convs of R2D-18 at 48 px (``benchmarks/conv_weight_grad.py`` measures every convolution of the featured
+models both ways, ``benchmarks/results/conv_weight_grad_cpu.json``).
 
 :func:`use_weight_grad_as_conv` switches the convolutions of a module for which the forward route was
 measured faster (:func:`weight_grad_as_conv_applies`: 2-D and 3-D, stride 1, no dilation, one group, a
-kernel at least 3 x 3 in space and ``in_channels * kernel volume >= 1728``; strided, 1 x 1, temporal-only
-and grouped convolutions keep oneDNN's kernel, which was faster for them). A switched convolution computes
-its input gradient with PyTorch's own kernel and its weight gradient as a convolution; forward outputs are
-unchanged, gradients agree with PyTorch's to float32 rounding (a different order of summation).
+kernel at least 3 x 3 in space, ``in_channels * kernel volume >= 1728``, inputs of at most 4096 positions per
+sample; strided, 1 x 1, temporal-only and grouped convolutions, and large inputs, keep oneDNN's kernel,
+which was faster for them; what each gains depends on the shapes and on the thread count, which the
+benchmark varies). A switched convolution computes its input gradient with PyTorch's own kernel and its
+weight gradient as a convolution; forward outputs are unchanged, gradients agree with PyTorch's to float32
+rounding (a different order of summation).
 ``train.conv_weight_grad`` (``auto``: switched on CPUs whose PyTorch capability is AVX2, where it was
 measured) makes the engine do it for every stage.
 """
@@ -33,6 +35,7 @@ __all__ = ["conv_weight_grad", "weight_grad_as_conv_applies", "use_weight_grad_a
 
 WEIGHT_GRAD_MODES = ("auto", "conv", "native")
 _MIN_REDUCTION = 1728  # in_channels * kernel volume: 64 x 3 x 3 x 3, 192 x 3 x 3 (the measured crossover)
+_MAX_POSITIONS = 4096  # input positions per sample (T x H x W): R3D-18's 8 x 56 x 56 layer1 was slower switched
 
 
 def conv_weight_grad(input: torch.Tensor, grad_output: torch.Tensor, kernel_size: Sequence[int],
@@ -82,13 +85,17 @@ class _ConvWithWeightGradAsConv(torch.autograd.Function):
         return grad_input, grad_weight, grad_bias, None
 
 
-def weight_grad_as_conv_applies(conv: nn.Module) -> bool:
+def weight_grad_as_conv_applies(conv: nn.Module, input_shape: Sequence[int] | None = None) -> bool:
     """Whether ``conv`` is a convolution whose weight gradient was measured faster as a convolution (module
     docstring): an ``nn.Conv2d`` or ``nn.Conv3d`` with stride 1, dilation 1, one group, zero (numeric) padding,
-    a kernel at least 3 x 3 in its last two dimensions and ``in_channels * kernel volume >= 1728``."""
+    a kernel at least 3 x 3 in its last two dimensions and ``in_channels * kernel volume >= 1728``; with
+    ``input_shape`` (``(N, C, *spatial)``), also at most 4096 input positions per sample (``T x H x W``: a
+    switched convolution takes PyTorch's kernel on larger inputs, where that was faster)."""
     if not isinstance(conv, (nn.Conv2d, nn.Conv3d)) or isinstance(conv.padding, str):
         return False
     kernel = tuple(conv.kernel_size)
+    if input_shape is not None and math.prod(input_shape[2:]) > _MAX_POSITIONS:
+        return False
     return (conv.groups == 1 and conv.padding_mode == "zeros" and all(s == 1 for s in conv.stride)
             and all(d == 1 for d in conv.dilation) and min(kernel[-2:]) >= 3
             and conv.in_channels * math.prod(kernel) >= _MIN_REDUCTION)
@@ -97,10 +104,10 @@ def weight_grad_as_conv_applies(conv: nn.Module) -> bool:
 def _conv_forward(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *,
                   padding: tuple[int, ...]) -> torch.Tensor:
     """A switched convolution's ``_conv_forward`` (stride 1, one group, zero padding): the weight gradient as a
-    convolution when one will be taken on the CPU (grad enabled, the weight trainable, no autocast), the
-    plain convolution otherwise."""
+    convolution when one will be taken on the CPU (grad enabled, the weight trainable, no autocast) of an input
+    of at most 4096 positions per sample, the plain convolution otherwise."""
     if (input.device.type == "cpu" and torch.is_grad_enabled() and weight.requires_grad
-            and not torch.is_autocast_enabled("cpu")):
+            and not torch.is_autocast_enabled("cpu") and math.prod(input.shape[2:]) <= _MAX_POSITIONS):
         return _ConvWithWeightGradAsConv.apply(input, weight, bias, padding)
     return (F.conv3d if input.ndim == 5 else F.conv2d)(input, weight, bias, 1, padding)
 
