@@ -94,6 +94,7 @@ def env_info(device: str | torch.device = "cpu") -> dict:
     return {
         "device": str(torch.device(device)),
         "device_name": device_name(device),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2 / AVX512 / ...: oneDNN's kernels differ
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,

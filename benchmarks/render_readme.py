@@ -894,10 +894,18 @@ def _ssl_step_cost() -> list[str]:
             "res2, res3, res4), the flow encoder's two forward-backward passes (MSCL, "
             "original and rotated flow), and the key encoders' forwards (MSCL three, MCL three). "
             + "; ".join(f"{m.upper()} is {'within' if ratio[m] <= 2 else 'above'} the target of 2x an HCML step"
-                        for m in ("mscl", "mcl"))
-            + " (the per-sample view augmentation, colour jitter and blur on each clip in the loader, is the part "
-            "that batched ops on the whole batch could still take off, as the official MSCL code's GPU augmentation "
-            "does).")
+                        for m in ("mscl", "mcl")) + ".")
+    steps = prof["step_s_median"]
+    if "classification" in ratio:
+        plain = steps["classification"]
+        text += (f" Against a plain R3D-18 classification step ({plain:.2f} s: the whole backbone forward and "
+                 f"backward, which MSCL and MCL must take and a level stage of HCML does not), MSCL "
+                 f"{steps['mscl'] / plain:.2f}x and MCL {steps['mcl'] / plain:.2f}x; a batch of items costs "
+                 + ", ".join(f"{m.upper()} {100 * item[m] / steps[m]:.0f}%" for m in ("mscl", "mcl"))
+                 + " of its step.")
+    if "conv_weight_grad" in st:
+        text += (f" Convolution weight gradients as `zoo train` computes them on this CPU "
+                 f"(`conv_weight_grad: auto` -> `{st['conv_weight_grad']}`).")
     return [text, "", _where(prof, "ssl_step_profile_cpu"), ""]
 
 
