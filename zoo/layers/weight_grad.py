@@ -30,12 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["conv_weight_grad", "weight_grad_as_conv_applies", "use_weight_grad_as_conv",
-           "default_weight_grad_mode", "WEIGHT_GRAD_MODES"]
+__all__ = ["conv_weight_grad", "weight_grad_as_conv_applies", "use_weight_grad_as_conv", "default_weight_grad_mode"]
 
-WEIGHT_GRAD_MODES = ("auto", "conv", "native")
 _MIN_REDUCTION = 1728  # in_channels * kernel volume: 64 x 3 x 3 x 3, 192 x 3 x 3 (the measured crossover)
 _MAX_POSITIONS = 4096  # input positions per sample (T x H x W): R3D-18's 8 x 56 x 56 layer1 was slower switched
+
+
+def _small_input(shape: Sequence[int]) -> bool:
+    """At most :data:`_MAX_POSITIONS` positions per sample in an ``(N, C, *spatial)`` input."""
+    return math.prod(shape[2:]) <= _MAX_POSITIONS
 
 
 def conv_weight_grad(input: torch.Tensor, grad_output: torch.Tensor, kernel_size: Sequence[int],
@@ -94,7 +97,7 @@ def weight_grad_as_conv_applies(conv: nn.Module, input_shape: Sequence[int] | No
     if not isinstance(conv, (nn.Conv2d, nn.Conv3d)) or isinstance(conv.padding, str):
         return False
     kernel = tuple(conv.kernel_size)
-    if input_shape is not None and math.prod(input_shape[2:]) > _MAX_POSITIONS:
+    if input_shape is not None and not _small_input(input_shape):
         return False
     return (conv.groups == 1 and conv.padding_mode == "zeros" and all(s == 1 for s in conv.stride)
             and all(d == 1 for d in conv.dilation) and min(kernel[-2:]) >= 3
@@ -107,7 +110,7 @@ def _conv_forward(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     convolution when one will be taken on the CPU (grad enabled, the weight trainable, no autocast) of an input
     of at most 4096 positions per sample, the plain convolution otherwise."""
     if (input.device.type == "cpu" and torch.is_grad_enabled() and weight.requires_grad
-            and not torch.is_autocast_enabled("cpu") and math.prod(input.shape[2:]) <= _MAX_POSITIONS):
+            and not torch.is_autocast_enabled("cpu") and _small_input(input.shape)):
         return _ConvWithWeightGradAsConv.apply(input, weight, bias, padding)
     return (F.conv3d if input.ndim == 5 else F.conv2d)(input, weight, bias, 1, padding)
 

@@ -99,9 +99,7 @@ def setup_runtime(recipe: Any) -> Runtime:
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    weight_grad = getattr(r, "conv_weight_grad", "auto")
-    if weight_grad == "auto":
-        weight_grad = default_weight_grad_mode(device)
+    weight_grad = default_weight_grad_mode(device) if r.conv_weight_grad == "auto" else r.conv_weight_grad
     return Runtime(dist, device, amp_dtype, channels_last, weight_grad if device.type == "cpu" else "native")
 
 
