@@ -5,6 +5,17 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+# Models whose clip size is a constructor argument (MViT's position tables are built for one size, 16 x 224 x 224
+# by default): the contract tests build them for their smallest clip, the same architecture at 1/40 of the
+# compute. The default size is tested where it matters: torchvision's weight files against torchvision's
+# outputs (tests/test_video_transformers.py) and the default cfg's input on the meta device.
+SMALL_CLIP_KWARGS = {name: {"temporal_size": 4, "spatial_size": (32, 32)} for name in ("mvit_v1_b", "mvit_v2_s")}
+
+
+def small_clip_kwargs(name: str) -> dict:
+    """``create_model`` keyword arguments that build ``name`` for its smallest clip (none for most models)."""
+    return dict(SMALL_CLIP_KWARGS.get(name, {}))
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _zoo_home(tmp_path_factory):

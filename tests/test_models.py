@@ -3,13 +3,15 @@
 Each registered architecture gets one test that builds it once and checks forward/backward,
 pooled features, intermediates against ``feature_info`` (channels, spatial and temporal
 reduction, the named module's output) and input errors; another builds it ``features_only``.
-Sizes are the smallest the model allows (``min_frames``, ``min_size``) so the file stays fast.
+Sizes are the smallest the model allows (``min_frames``, ``min_size``; MViT built for its smallest clip,
+``conftest.small_clip_kwargs``) so the file stays fast.
 """
 
 import importlib
 
 import pytest
 import torch
+from conftest import small_clip_kwargs
 from torch import nn
 
 import zoo
@@ -43,7 +45,7 @@ def test_every_family_is_registered():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_model_contract(name):
-    model = zoo.create_model(name, num_classes=NUM_CLASSES)
+    model = zoo.create_model(name, num_classes=NUM_CLASSES, **small_clip_kwargs(name))
     shape = _clip_shape(model)
     x = torch.randn(shape)
     info = model.feature_info
@@ -109,7 +111,7 @@ def test_model_contract(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_features_only(name):
-    feats = zoo.create_model(name, features_only=True, out_indices=(2, 0))
+    feats = zoo.create_model(name, features_only=True, out_indices=(2, 0), **small_clip_kwargs(name))
     base_info = feats.model.feature_info
     assert feats.feature_info == [base_info[2], base_info[0]]
     shape = _clip_shape(feats.model)

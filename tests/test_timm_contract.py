@@ -2,9 +2,10 @@
 
 Every registered zoo model goes through the checks timm runs over every timm model, with inputs
 ``(B, C, T, H, W)``; each test names the timm test it follows. Clips are the smallest valid clip of the
-model (as in ``tests/test_models.py``), not the cfg's full input size: that one is checked on the meta
-device (shapes only, no compute), where timm runs it for real (it caps sizes at 384-448 px; a
-16x224x224 clip through a 3-D ResNet-101 takes minutes on one CPU thread).
+model (as in ``tests/test_models.py``; MViT built for its smallest clip, ``conftest.small_clip_kwargs``), not
+the cfg's full input size: that one is checked on the meta device (shapes only, no compute), where timm runs it
+for real (it caps sizes at 384-448 px; a 16x224x224 clip through a 3-D ResNet-101 takes minutes on one CPU
+thread).
 
 Left out of timm's file: the pretrained-weights tests that download (``test_model_inference``,
 ``test_model_load_pretrained*``: tests never reach the network; the zoo's loading is tested with local
@@ -19,6 +20,7 @@ import math
 
 import pytest
 import torch
+from conftest import small_clip_kwargs
 from torch import nn
 
 import zoo
@@ -91,7 +93,7 @@ def built(name: str) -> nn.Module:
     """``create_model(name, num_classes=42)``, as timm's test_model_backward builds it; tests that change it
     take a copy."""
     torch.manual_seed(0)
-    return zoo.create_model(name, num_classes=NUM_CLASSES)
+    return zoo.create_model(name, num_classes=NUM_CLASSES, **small_clip_kwargs(name))
 
 
 def test_model_default_cfgs(name):
@@ -221,7 +223,7 @@ def _check_maps(maps: list[torch.Tensor], feature_info: list[dict], shape: tuple
 
 def test_model_forward_features(name):
     """timm ``test_model_forward_features``: ``features_only=True`` gives one map per level of feature_info."""
-    model = zoo.create_model(name, features_only=True).eval()
+    model = zoo.create_model(name, features_only=True, **small_clip_kwargs(name)).eval()
     info = model.feature_info
     assert len(info.channels()) >= 3 and len(info) == len(model.model.feature_info)
     x = torch.randn(_clip_shape(model.model, batch=1))
