@@ -128,7 +128,9 @@ class Pool(nn.Module):
             x = x.unsqueeze(1)
         class_token, x = x[:, :, :1], x[:, :, 1:]
         b, n, _, c = x.shape
-        x = x.transpose(2, 3).reshape(b * n, c, *thw)
+        # q, k, v are strided views of the qkv projection, and this reshape can be a view of them too: copied
+        # here, once, the pooling conv keeps a contiguous input for its backward (a view is copied again there)
+        x = x.transpose(2, 3).reshape(b * n, c, *thw).contiguous()
         x = self.pool(x)
         thw = (x.shape[2], x.shape[3], x.shape[4])
         x = x.reshape(b, n, c, -1).transpose(2, 3)
