@@ -9,12 +9,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # by default): the contract tests build them for their smallest clip, the same architecture at 1/40 of the
 # compute. The default size is tested where it matters: torchvision's weight files against torchvision's
 # outputs (tests/test_video_transformers.py) and the default cfg's input on the meta device.
-SMALL_CLIP_KWARGS = {name: {"temporal_size": 4, "spatial_size": (32, 32)} for name in ("mvit_v1_b", "mvit_v2_s")}
-
-
 def small_clip_kwargs(name: str) -> dict:
     """``create_model`` keyword arguments that build ``name`` for its smallest clip (none for most models)."""
-    return dict(SMALL_CLIP_KWARGS.get(name, {}))
+    return {"temporal_size": 4, "spatial_size": (32, 32)} if name in ("mvit_v1_b", "mvit_v2_s") else {}
 
 
 @pytest.fixture(autouse=True, scope="session")

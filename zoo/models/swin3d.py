@@ -17,9 +17,9 @@ Ours: torchvision passes channels-last ``(B, T, H, W, C)`` tensors between its m
 ``feature_info`` module (the stages ``features.0``, ``.2``, ``.4``, ``.6``) maps a map to a map and can be
 hooked or wrapped like a CNN stage. The maps are permuted views of the channels-last tokens (``channels_last_3d``
 strides: ``x.permute(0, 4, 1, 2, 3)``, no copy), so that a stage's tokens reach the next module as torchvision's do,
-without the copies to ``(B, C, T, H, W)`` memory and back (and a LayerNorm on a strided input copies it again in
-forward and backward: measured, 1.04x torchvision's step with them). ``forward_features`` returns the last stage's
-map after the final norm; ``forward_intermediates`` the stages' maps (before it).
+without the copies to ``(B, C, T, H, W)`` memory and back (after which every LayerNorm of the next stage would copy
+its strided input again, in forward and backward). ``forward_features`` returns the last stage's map after the final
+norm; ``forward_intermediates`` the stages' maps (before it).
 
 HCML levels (:func:`zoo.adapters.attach_hcml`: level ``l`` is ``feature_info[len - 5 + l]``): the outputs of
 stages 1, 2, 3 (``features.0``, ``features.2``, ``features.4``), ``(B, 96 | 192 | 384, T/2, H/4 | H/8 | H/16,
