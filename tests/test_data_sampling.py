@@ -6,7 +6,15 @@ from torchvision.transforms import v2
 
 from zoo.data.collate import average_views, video_collate
 from zoo.data.sampling import ClipSampler, clip_span, dense_indices, pad_indices, segment_indices
-from zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ThreeCrop, create_video_transform
+from zoo.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NormalizeToCTHW,
+    RandomShortSideCrop,
+    ThreeCrop,
+    ToCTHW,
+    create_video_transform,
+)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -143,6 +151,67 @@ def test_transform_argument_checks():
     with pytest.raises(ValueError, match=r"\(T, H, W, C\)"):
         create_video_transform(train=False)(torch.zeros((3, 240, 320), dtype=torch.uint8))
     assert not any(isinstance(t, v2.RandomHorizontalFlip) for t in create_video_transform(True, hflip=False).transforms)
+
+
+def smooth_video(t=2, h=240, w=426):  # (T, C, H, W) uint8 without edges, so sub-pixel shifts change little
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    channels = [torch.sin(6 * x + 2 * y), torch.cos(5 * y - 3 * x), torch.sin(4 * (x + y))]
+    frame = (torch.stack(channels) * 100 + 128).round().to(torch.uint8)
+    return frame.expand(t, -1, -1, -1).contiguous()
+
+
+@pytest.mark.parametrize("size", [(240, 426), (480, 854), (426, 240)])
+def test_random_short_side_crop_is_a_resize_then_crop_of_the_same_draw(size):
+    from torchvision.transforms.v2 import functional as TF
+
+    video = smooth_video(h=size[0], w=size[1])
+    step = RandomShortSideCrop(256, 320, 224)
+    shorts = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        (top, left, box_h, box_w), (short, crop_top, crop_left) = step.get_params(*size)
+        torch.manual_seed(seed)
+        out = step(video)
+        # torchvision's chain with the same draw: the whole frame resized to the short side, then cropped
+        full = TF.resize(video, [short], antialias=True)
+        expected = TF.crop(full, crop_top, crop_left, 224, 224)
+        assert out.shape == expected.shape == (2, 3, 224, 224) and out.dtype == torch.uint8
+        assert 256 <= min(full.shape[-2:]) == short <= 320
+        assert 0 <= top and top + box_h <= size[0] and 0 <= left and left + box_w <= size[1]
+        diff = (out.float() - expected.float()).abs()
+        assert diff.mean() < 1.0 and diff.max() <= 4, (seed, diff.mean(), diff.max())  # measured: <= 0.7, <= 3
+        shorts.add(short)
+    assert len(shorts) > 3  # the scale is drawn, not fixed
+
+
+def test_random_short_side_crop_at_the_frame_size_is_an_exact_crop():
+    video = smooth_video(h=64, w=100)
+    step = RandomShortSideCrop(64, 64, 64)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        (top, left, box_h, box_w), (short, crop_top, crop_left) = step.get_params(64, 100)
+        torch.manual_seed(seed)
+        assert (box_h, box_w, top, left) == (64, 64, crop_top, crop_left) and short == 64
+        assert torch.equal(step(video), video[..., :, left:left + 64])
+    with pytest.raises(ValueError, match="size <= low <= high"):
+        RandomShortSideCrop(200, 300, 224)
+
+
+def test_normalize_to_cthw_equals_torchvision_chain():
+    from torchvision import tv_tensors
+
+    video = tv_tensors.Video(torch.randint(0, 256, (4, 3, 20, 30), dtype=torch.uint8))
+    mean, std = (0.43, 0.4, 0.38), (0.23, 0.22, 0.21)
+    expected = ToCTHW()(v2.Normalize(list(mean), list(std))(v2.ToDtype(torch.float32, scale=True)(video)))
+    out = NormalizeToCTHW(mean, std)(video)
+    assert out.shape == (3, 4, 20, 30) and out.is_contiguous() and type(out) is torch.Tensor
+    assert torch.allclose(out, expected, atol=1e-5, rtol=0)
+    crops = NormalizeToCTHW(mean, std)(torch.stack([video, video]))  # three-crop layout (n, T, C, H, W)
+    assert crops.shape == (2, 3, 4, 20, 30) and torch.allclose(crops[1], expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="uint8"):
+        NormalizeToCTHW(mean, std)(video.float())
+    with pytest.raises(ValueError, match="std > 0"):
+        NormalizeToCTHW(mean, (0.2, 0.0, 0.2))
 
 
 def test_collate_keeps_the_views_of_a_video_together():

@@ -10,6 +10,13 @@ Training (the papers' recipe): the short side is resized to a size drawn in a ra
 optional horizontal flip. Testing: the short side is resized to one size, then a centre
 crop or three crops along the long side.
 
+Two steps do in one pass what torchvision's chain does in several, because at the sizes
+videos are stored at (short side 240-320) the transform costs as much as the decode:
+:class:`RandomShortSideCrop` draws the scale and crop as ``v2.RandomResize`` then
+``v2.RandomCrop`` would but resizes only the region under the crop, and
+:class:`NormalizeToCTHW` converts, normalises and lays out the clip in one float pass
+(``v2.ToDtype`` + ``v2.Normalize`` + :class:`ToCTHW` make three).
+
 Flipping must stay off for datasets whose classes name a direction (Something-Something's
 "left" and "right", Moving-Digits' directions and rotation senses).
 """
@@ -31,6 +38,8 @@ __all__ = [
     "ToVideo",
     "ToCTHW",
     "ThreeCrop",
+    "RandomShortSideCrop",
+    "NormalizeToCTHW",
     "create_video_transform",
     "create_transform",
     "decode_short_side",
@@ -83,6 +92,80 @@ class ThreeCrop(torch.nn.Module):
         return f"size={self.size}"
 
 
+class RandomShortSideCrop(torch.nn.Module):
+    """Scale jitter and a random square crop, resizing only the part of the frames the crop keeps.
+
+    The draw is ``v2.RandomResize(low, high + 1)`` then ``v2.RandomCrop(size)``'s: a short side ``s``
+    uniform in ``[low, high]`` (the long side scaled as ``v2.Resize(s)`` scales it), then a crop position
+    uniform over the resized frame. Instead of resizing whole frames and throwing most of them away, the
+    crop's box is mapped back to the input frame (rounded to whole pixels: at most half an input pixel of
+    shift and ``1 / size`` of scale) and only that box is resized to ``size`` x ``size``
+    (``torchvision.transforms.v2.functional.resized_crop``, antialiased when it shrinks).
+
+    Maps a video ``(T, C, H, W)`` to ``(T, C, size, size)``, every frame with the same box.
+    """
+
+    def __init__(self, low: int, high: int, size: int,
+                 interpolation: v2.InterpolationMode = v2.InterpolationMode.BILINEAR):
+        super().__init__()
+        if not size <= low <= high:
+            raise ValueError(f"need size <= low <= high; got size={size}, low={low}, high={high}")
+        self.low, self.high, self.size, self.interpolation = low, high, size, interpolation
+
+    def get_params(self, height: int, width: int) -> tuple[tuple[int, int, int, int], tuple[int, int, int]]:
+        """Draw for a ``height`` x ``width`` frame: the input box ``(top, left, box_height, box_width)`` to
+        resize, and what it stands for, ``(short_side, crop_top, crop_left)`` in the resized frame."""
+        short = int(torch.randint(self.low, self.high + 1, ()))
+        if height <= width:  # v2.Resize(short)'s output size: the long side truncated, as torchvision does
+            new_h, new_w = short, int(short * width / height)
+        else:
+            new_h, new_w = int(short * height / width), short
+        top = int(torch.randint(0, new_h - self.size + 1, ()))
+        left = int(torch.randint(0, new_w - self.size + 1, ()))
+        scale_y, scale_x = height / new_h, width / new_w
+        box_h = min(height, max(1, round(self.size * scale_y)))
+        box_w = min(width, max(1, round(self.size * scale_x)))
+        box_top, box_left = min(round(top * scale_y), height - box_h), min(round(left * scale_x), width - box_w)
+        return (box_top, box_left, box_h, box_w), (short, top, left)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        box, _ = self.get_params(*video.shape[-2:])
+        return F.resized_crop(video, *box, [self.size, self.size], interpolation=self.interpolation, antialias=True)
+
+    def extra_repr(self) -> str:
+        return f"low={self.low}, high={self.high}, size={self.size}, interpolation={self.interpolation.value}"
+
+
+class NormalizeToCTHW(torch.nn.Module):
+    """uint8 video ``(..., T, C, H, W)`` to normalised float32 ``(..., C, T, H, W)``, contiguous.
+
+    ``(x / 255 - mean) / std`` per channel, computed as one conversion and one fused multiply-add
+    (``x * (1 / (255 std)) - mean / std``): equal to ``v2.ToDtype(float32, scale=True)``,
+    ``v2.Normalize(mean, std)`` and :class:`ToCTHW` within float rounding (about 1e-6).
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        if len(mean) != len(std) or any(s <= 0 for s in std):
+            raise ValueError(f"mean and std need one value per channel and std > 0; got {mean}, {std}")
+        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
+        std_t = torch.tensor(self.std, dtype=torch.float64)
+        self._scale = (1.0 / (255.0 * std_t)).float().view(-1, 1, 1, 1)
+        self._shift = (-torch.tensor(self.mean, dtype=torch.float64) / std_t).float().view(-1, 1, 1, 1)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        if video.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 frames; got {video.dtype}")
+        if video.ndim < 4 or video.shape[-3] != len(self.mean):
+            raise ValueError(f"expected (..., T, {len(self.mean)}, H, W); got {tuple(video.shape)}")
+        clip = video.as_subclass(torch.Tensor).transpose(-4, -3)
+        clip = clip.to(torch.float32, memory_format=torch.contiguous_format)
+        return clip.mul_(self._scale).add_(self._shift)
+
+    def extra_repr(self) -> str:
+        return f"mean={self.mean}, std={self.std}"
+
+
 def create_video_transform(
     train: bool,
     input_size: int = 224,
@@ -126,12 +209,12 @@ def create_video_transform(
         raise ValueError(f"short_side {short_side} must be ordered and at least input_size={input_size}")
     steps: list[torch.nn.Module] = [ToVideo()]
     if train:
-        steps += [v2.RandomResize(low, high + 1), v2.RandomCrop(input_size)]
+        steps.append(RandomShortSideCrop(low, high, input_size))
         if hflip:
             steps.append(v2.RandomHorizontalFlip())
     else:
         steps += [v2.Resize(low), v2.CenterCrop(input_size) if n_crops == 1 else ThreeCrop(input_size)]
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(mean), std=list(std)), ToCTHW()]
+    steps.append(NormalizeToCTHW(mean, std))
     compose = v2.Compose(steps)
     compose.decode_short_side = high if train else low
     return compose
@@ -170,14 +253,14 @@ def create_transform(data_config: dict[str, Any], is_training: bool = False, hfl
     if is_training:
         short = resize if isinstance(resize, int) else min(resize)
         low, high = max(crop_h, round(short * train_scale[0])), max(crop_h, round(short * train_scale[1]))
-        steps += [v2.RandomResize(low, high + 1, interpolation=interpolation), v2.RandomCrop(crop_h)]
+        steps.append(RandomShortSideCrop(low, high, crop_h, interpolation=interpolation))
         if hflip:
             steps.append(v2.RandomHorizontalFlip())
     else:
         size = resize if isinstance(resize, int) else list(resize)
         steps += [v2.Resize(size, interpolation=interpolation, antialias=False),
                   v2.CenterCrop(crop_h) if n_crops == 1 else ThreeCrop(crop_h)]
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=mean, std=std), ToCTHW()]
+    steps.append(NormalizeToCTHW(mean, std))
     compose = v2.Compose(steps)
     compose.decode_short_side = (high if is_training else resize) if isinstance(resize, int) else None
     return compose

@@ -34,7 +34,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from ..data.dataset import VideoDataset, sample_frame_range
 from ..data.readers import VideoReadError, read_with_fallback
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, NormalizeToCTHW, RandomShortSideCrop
 from .cache import FlowCache, FlowRecord
 
 __all__ = [
@@ -132,9 +132,11 @@ def transform_settings(transform: Any) -> dict[str, Any]:
     found: dict[str, Any] = {"hflip": any(isinstance(t, (v2.RandomHorizontalFlip, v1.RandomHorizontalFlip))
                                           for t in steps)}
     for t in steps:
-        if isinstance(t, (v2.RandomCrop, v2.RandomResizedCrop, v2.CenterCrop)):
+        if isinstance(t, RandomShortSideCrop):
+            found["size"] = int(t.size)
+        elif isinstance(t, (v2.RandomCrop, v2.RandomResizedCrop, v2.CenterCrop)):
             found["size"] = int(t.size[0])
-        elif isinstance(t, v2.Normalize):
+        elif isinstance(t, (v2.Normalize, NormalizeToCTHW)):
             found["mean"], found["std"] = tuple(t.mean), tuple(t.std)
     return found
 
