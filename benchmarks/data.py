@@ -16,7 +16,8 @@ order, so load changes hit all methods alike), it times:
   needs at most (its range is [256, 320]); ``<reader>_full``: the same at full size.
 - ``item_<reader>``: a dataset item, ``create_dataset('csv', ..., reader=reader, decode_short_side='auto')[i]``:
   decode + the training transform (short side drawn in [256, 320], random 224x224 crop, flip,
-  normalisation) -> float ``(3, 16, 224, 224)``.
+  normalisation) -> float ``(3, 16, 224, 224)``; ``item_<reader>_full``: the same item decoded at full size
+  (``decode_short_side=None``), to tell whether shrinking while decoding pays at each size.
 
 Then clips per second through a DataLoader (``reader='auto'``, batch size 1, random clips) with 1, 2, ...
 workers, up to the CPU count (at most 4), timed after the first batch (worker start-up excluded).
@@ -125,11 +126,14 @@ def measure_clips(root: Path, csv: Path, clips: int, readers: list[str]) -> dict
     """Median milliseconds of every method over the same clips, interleaved."""
     datasets = {r: create_dataset("csv", root, annotations=csv, num_frames=NUM_FRAMES, frame_stride=FRAME_STRIDE,
                                   train=True, reader=r, strict=True, decode_short_side="auto") for r in readers}
+    full_datasets = {r: create_dataset("csv", root, annotations=csv, num_frames=NUM_FRAMES, frame_stride=FRAME_STRIDE,
+                                       train=True, reader=r, strict=True, decode_short_side=None) for r in readers}
     first = datasets[readers[0]]
     assert first.decode_short_side == SHORT_SIDE
     paths = [Path(s.path) for s in first.samples]
     pts = {p: frame_pts(p) for p in paths}
-    methods = ["floor", *readers, *(f"{r}_full" for r in readers), *(f"item_{r}" for r in readers)]
+    methods = ["floor", *readers, *(f"{r}_full" for r in readers), *(f"item_{r}" for r in readers),
+               *(f"item_{r}_full" for r in readers)]
     times: dict[str, list[float]] = {m: [] for m in methods}
     order_rng = random.Random(0)
     for k in range(clips + 1):  # clip 0 warms every method up and is not counted
@@ -142,11 +146,12 @@ def measure_clips(root: Path, csv: Path, clips: int, readers: list[str]) -> dict
             calls[r] = lambda p=path, i=indices, r=r: open_video(p, r, short_side=SHORT_SIDE).get_frames(i)
             calls[f"{r}_full"] = lambda p=path, i=indices, r=r: open_video(p, r).get_frames(i)
 
-            def item(k=k, v=v, r=r):
+            def item(k=k, v=v, r=r, full=False):
                 torch.manual_seed(k)  # the same clip position as the floor's
-                return datasets[r][v]
+                return (full_datasets if full else datasets)[r][v]
 
             calls[f"item_{r}"] = item
+            calls[f"item_{r}_full"] = lambda k=k, v=v, r=r: item(k, v, r, full=True)
         shuffled = list(methods)
         order_rng.shuffle(shuffled)
         for m in shuffled:

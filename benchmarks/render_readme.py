@@ -486,17 +486,22 @@ def data_section() -> list[str]:
     full_names = " / ".join(names[x] for x in readers)
     out += _table(["source", "raw decode", *(names[x] for x in readers), f"full size ({full_names})"], rows)
     workers = [w["num_workers"] for w in next(iter(results.values()))["dataloader"]]
+    has_full = all(f"item_{x}_full" in r["methods"] for r in results.values() for x in readers)
     rows = []
     for size, r in results.items():
         m = r["methods"]
         loaders = r["dataloader"]
-        rows.append([size, *(cell(m[f"item_{x}"]) for x in readers),
+        full = [" / ".join(f"{m[f'item_{x}_full']['ratio_to_floor']:.2f}x" for x in readers)] if has_full else []
+        rows.append([size, *(cell(m[f"item_{x}"]) for x in readers), *full,
                      *(f"{w['clips_per_second']:.1f}/s" + (f" ({w['speed_up']:.2f}x)" if w["num_workers"] > 1 else "")
                        for w in loaders)])
-    out += ["", "Dataset items (decode + training transform to float `(3, 16, 224, 224)`) and a DataLoader "
+    out += ["", "Dataset items (decode + training transform to float `(3, 16, 224, 224)`; the datasets shrink frames "
+            "while decoding only where the reader's rule says it pays, `zoo.data.readers.shrink_ratio`"
+            + ("; full size: never shrinking while decoding" if has_full else "") + ") and a DataLoader "
             f"(`reader: auto`, batch size 1) with {', '.join(map(str, workers))} workers on {data['cpu_count']} "
             "cores:", ""]
-    out += _table(["source", *(f"item, {names[x]}" for x in readers),
+    full_header = [f"item, full size ({full_names})"] if has_full else []
+    out += _table(["source", *(f"item, {names[x]}" for x in readers), *full_header,
                    *(f"DataLoader, {w} worker{'s' if w > 1 else ''}" for w in workers)], rows)
     reads = [(size, x, r["methods"][x]["ratio_to_floor"]) for size, r in results.items() for x in readers]
     items = [(size, x, r["methods"][f"item_{x}"]["ratio_to_floor"]) for size, r in results.items() for x in readers]

@@ -136,6 +136,23 @@ def test_decode_time_resize_matches_resizing_full_frames(large, reader):
         assert video.get_frames([0]).shape == (1, 360, 640, 3)
 
 
+@pytest.mark.parametrize("reader", READERS)
+def test_shrink_when_faster_follows_the_readers_measured_ratio(large, reader):
+    _need(reader)
+    cls = readers._READERS[reader]
+    assert (cls.shrink_from is None) == (reader == "torchcodec")  # torchcodec's Resize never paid (data_cpu.json)
+    for short_side in (200, 160, 100):  # 360 / short_side = 1.8, 2.25, 3.6
+        shrinks = cls.shrink_from is not None and 360 >= cls.shrink_from * short_side
+        with open_video(large, reader, short_side=short_side, shrink="when_faster") as video:
+            height, width = video.get_frames([0, 5]).shape[1:3]
+        expected = resized_size(360, 640, short_side) if shrinks else (360, 640)
+        assert (height, width) == expected, (reader, short_side)
+        with open_video(large, reader, short_side=short_side) as video:  # "always": the size asked for
+            assert video.get_frames([0]).shape[1:3] == resized_size(360, 640, short_side)
+    with pytest.raises(ValueError, match="shrink must be one of"):
+        open_video(large, reader, short_side=100, shrink="sometimes")
+
+
 def test_datasets_decode_at_the_transforms_short_side(large, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "v.mp4").write_bytes(large.read_bytes())

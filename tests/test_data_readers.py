@@ -15,8 +15,8 @@ from zoo.data.readers import (
     VideoReadError,
     open_video,
     read_with_fallback,
-    write_video,
 )
+from zoo.data.writer import write_video
 
 FPS = 25
 

@@ -13,11 +13,12 @@ from .dataset import Annotations, VideoDataset, VideoSample, load_classes
 from .defaults import KindDefaults, kind_defaults
 from .factory import create_dataset, list_datasets, register_dataset
 from .moving_digits import MOVING_DIGITS_CLASSES, MovingDigitsConfig, generate_moving_digits
-from .readers import VideoReadError, auto_readers, list_readers, open_video, reader_status, write_video
+from .readers import VideoReadError, auto_readers, list_readers, open_video, reader_status
 from .sampling import ClipSampler
 from .shards import shard_dataset, write_shards
 from .stream import WebDatasetStream
 from .transforms import create_transform, create_video_transform
+from .writer import write_video
 
 __all__ = [
     "collate",

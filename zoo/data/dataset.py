@@ -113,7 +113,8 @@ def sample_frame_range(sample: VideoSample, reader: VideoReader, min_frames: int
 def read_sample_clips(sample: VideoSample, sampler: ClipSampler, reader: str = "decord", min_frames: int = 1,
                       fps: float | None = None, short_side: int | None = None) -> torch.Tensor:
     """The raw clips ``sampler`` draws from ``sample``: uint8 ``(n_clips, T, H, W, C)``, read with ``reader`` (and
-    its fallbacks, :func:`~zoo.data.readers.read_with_fallback`), shrunk to ``short_side`` while decoding.
+    its fallbacks, :func:`~zoo.data.readers.read_with_fallback`), shrunk to ``short_side`` while decoding where
+    the reader does that faster than the transform's resize (``shrink='when_faster'``; others at full size).
 
     Raises:
         VideoReadError: the video cannot be read, or is too short.
@@ -125,7 +126,7 @@ def read_sample_clips(sample: VideoSample, sampler: ClipSampler, reader: str = "
         clips = video.get_frames(indices.reshape(-1))
         return clips.reshape(*indices.shape, *clips.shape[1:])
 
-    return read_with_fallback(sample.path, read, reader, fps=fps, short_side=short_side)
+    return read_with_fallback(sample.path, read, reader, fps=fps, short_side=short_side, shrink="when_faster")
 
 
 def _remove_dir(directory: str, owner_pid: int) -> None:

@@ -48,7 +48,7 @@ from ._home import zoo_home
 from .dataset import Annotations, load_classes
 from .factory import register_dataset
 from .layouts import csv_annotations
-from .readers import write_video
+from .writer import write_video
 
 __all__ = [
     "MOVING_DIGITS_CLASSES",

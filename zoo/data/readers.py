@@ -9,7 +9,12 @@ Decode-time resizing: ``short_side=S`` makes a reader return frames whose short 
 (only ever smaller, never larger than the file's; the size torchvision's ``Resize(S)`` gives),
 scaled while decoding (decord's ``width``/``height``, PyAV's ``reformat`` in the decode loop,
 torchcodec's ``Resize`` decoder transform), so that a 1080p file costs its decode and no
-full-size RGB conversion.
+full-size RGB conversion. ``shrink='when_faster'`` (what the datasets ask for) shrinks only
+frames at least :attr:`VideoReader.shrink_from` times larger than ``short_side`` and leaves the
+others at full size for the transform to resize: below that ratio the reader's decode-time
+resize was measured slower than the training transform's resize of the crop
+(``benchmarks/data.py``: with PyAV and decord, shrinking a 480p file to 320 costs more than it
+saves, a 720p or 1080p file gains; torchcodec's ``Resize`` was slower at every size).
 
 ``reader='auto'`` picks the fastest reader available (:func:`auto_readers` states the rule);
 a reader that fails on a file falls back to the next one (:func:`read_with_fallback`).
@@ -28,11 +33,11 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -53,9 +58,10 @@ __all__ = [
     "reader_status",
     "auto_readers",
     "resized_size",
+    "shrink_ratio",
+    "SHRINK_POLICIES",
     "probe_size",
     "first_line",
-    "write_video",
     "IMAGE_EXTENSIONS",
 ]
 
@@ -78,13 +84,17 @@ class VideoReadError(RuntimeError):
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
 
-def resized_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
+SHRINK_POLICIES = ("always", "when_faster")
+
+
+def resized_size(height: int, width: int, short_side: int | None, min_ratio: float = 1.0) -> tuple[int, int]:
     """The ``(height, width)`` of a ``height x width`` frame whose short side is brought down to ``short_side``.
 
     The rule of torchvision's ``Resize(short_side)`` (the long side ``int(short_side * long / short)``),
-    but a frame already no larger than ``short_side`` keeps its size (decode-time resizing only shrinks).
+    but a frame already no larger than ``short_side`` keeps its size (decode-time resizing only shrinks),
+    and so does one whose short side is under ``min_ratio * short_side`` (see :func:`shrink_ratio`).
     """
-    if short_side is None or min(height, width) <= short_side:
+    if short_side is None or min(height, width) <= short_side or min(height, width) < min_ratio * short_side:
         return height, width
     if width <= height:
         return int(short_side * height / width), short_side
@@ -108,6 +118,17 @@ def probe_size(path: str) -> tuple[int, int]:
     return height, width
 
 
+def shrink_ratio(reader: type[VideoReader] | VideoReader, shrink: str) -> float:
+    """The ``min_ratio`` of :func:`resized_size` for a reader: 1 with ``shrink='always'`` (frames come with
+    the short side asked for), the reader's :attr:`VideoReader.shrink_from` with ``'when_faster'`` (infinite
+    where it is None: the reader never shrinks while decoding, the transform resizes)."""
+    if shrink not in SHRINK_POLICIES:
+        raise ValueError(f"shrink must be one of {SHRINK_POLICIES}; got {shrink!r}")
+    if shrink == "always":
+        return 1.0
+    return math.inf if reader.shrink_from is None else float(reader.shrink_from)
+
+
 class VideoReader(abc.ABC):
     """The reader interface: metadata from the container and random access to frames.
 
@@ -118,12 +139,16 @@ class VideoReader(abc.ABC):
         fps: average frame rate in frames per second (``None`` for a frame folder without one).
         duration: ``num_frames / fps`` in seconds (``None`` without an fps).
         short_side: the short side frames are resized to while decoding (None: full size).
+        shrink_from: with ``shrink='when_faster'``, the reader shrinks while decoding only frames whose short
+            side is at least this many times ``short_side`` (None: never): where its decode-time resize was
+            measured faster than the transform's resize after decoding (``benchmarks/data.py``).
     """
 
     path: str
     num_frames: int
     fps: float | None
     short_side: int | None = None
+    shrink_from: float | None = 1.0
 
     @property
     def duration(self) -> float | None:
@@ -180,9 +205,14 @@ class DecordReader(VideoReader):
         num_threads: decoding threads (1 suits DataLoader workers; 0 lets FFmpeg choose).
         short_side: resize frames while decoding so that their short side is this (see :func:`resized_size`);
             the frame size comes from the header (PyAV).
+        shrink: ``'always'``, or ``'when_faster'``: only frames at least :attr:`shrink_from` times larger
+            (:func:`shrink_ratio`).
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None):
+    shrink_from = 2.0  # measured: 480p -> 320 slower than the transform's resize, 720p and 1080p faster
+
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None,
+                 shrink: str = "always"):
         decord = _import_decord()
         self.path = str(path)
         self.short_side = short_side
@@ -190,7 +220,7 @@ class DecordReader(VideoReader):
         size = {}
         if short_side is not None:
             height, width = probe_size(self.path)
-            new_height, new_width = resized_size(height, width, short_side)
+            new_height, new_width = resized_size(height, width, short_side, shrink_ratio(self, shrink))
             if (new_height, new_width) != (height, width):
                 size = {"width": new_width, "height": new_height}
         with captured_stderr() as messages:  # decord's C++ errors go to the bad-file log, not the terminal
@@ -233,9 +263,14 @@ class PyAVReader(VideoReader):
         num_threads: decoding threads (1 suits DataLoader workers; 0 lets FFmpeg choose).
         short_side: resize frames while decoding so that their short side is this (see :func:`resized_size`),
             bilinear (swscale's, which widens its filter when shrinking, as an antialiased resize does).
+        shrink: ``'always'``, or ``'when_faster'``: only frames at least :attr:`shrink_from` times larger
+            (:func:`shrink_ratio`).
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None):
+    shrink_from = 2.0  # measured: 480p -> 320 slower than the transform's resize, 720p and 1080p faster
+
+    def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None,
+                 shrink: str = "always"):
         import av
 
         self.path = str(path)
@@ -258,7 +293,7 @@ class PyAVReader(VideoReader):
         self._rgb: dict[str, Any] = {"format": "rgb24"}
         ctx = self._stream.codec_context
         if short_side is not None and ctx.height and ctx.width:
-            height, width = resized_size(ctx.height, ctx.width, short_side)
+            height, width = resized_size(ctx.height, ctx.width, short_side, shrink_ratio(self, shrink))
             if (height, width) != (ctx.height, ctx.width):
                 self._rgb.update(width=width, height=height, interpolation="BILINEAR")
         pts = []
@@ -356,9 +391,12 @@ class FrameFolderReader(VideoReader):
         path: the folder.
         fps: its frame rate, when known (Something-Something V1 is 12 fps); None otherwise.
         short_side: resize frames (PIL, bilinear) so that their short side is this (see :func:`resized_size`).
+        shrink: ``'always'`` or ``'when_faster'``; frame folders shrink in both cases (not measured).
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float | None = None, short_side: int | None = None):
+    def __init__(self, path: str | os.PathLike, fps: float | None = None, short_side: int | None = None,
+                 shrink: str = "always"):
+        shrink_ratio(self, shrink)  # validates it
         self.path = str(path)
         self.short_side = short_side
         try:
@@ -458,7 +496,7 @@ def _available(reader: str) -> str:
 
 
 def open_video(path: str | os.PathLike, reader: str = "decord", num_threads: int = 1, fps: float | None = None,
-               short_side: int | None = None) -> VideoReader:
+               short_side: int | None = None, shrink: str = "always") -> VideoReader:
     """Open a video file, or a folder of frames, for reading.
 
     Args:
@@ -469,6 +507,8 @@ def open_video(path: str | os.PathLike, reader: str = "decord", num_threads: int
         fps: frame rate of a frame folder (video files give their own).
         short_side: resize frames while decoding so that their short side is this (never enlarging them;
             see :func:`resized_size`); None: full-size frames.
+        shrink: ``'always'`` (frames come with ``short_side``), or ``'when_faster'``: only where the reader's
+            decode-time resize pays (:attr:`VideoReader.shrink_from`); other frames come at full size.
 
     Raises:
         VideoReadError: the file is missing, empty, not a video or unreadable.
@@ -476,13 +516,13 @@ def open_video(path: str | os.PathLike, reader: str = "decord", num_threads: int
     if reader not in list_readers():
         raise ValueError(f"unknown reader {reader!r}; choose one of {list_readers()}")
     if os.path.isdir(path):
-        return FrameFolderReader(path, fps=fps, short_side=short_side)
+        return FrameFolderReader(path, fps=fps, short_side=short_side, shrink=shrink)
     if not os.path.isfile(path):
         raise VideoReadError("no such file", path)
     if os.path.getsize(path) == 0:
         raise VideoReadError("empty file", path)
     reader = auto_readers()[0] if reader == "auto" else _available(reader)
-    return _READERS[reader](path, num_threads=num_threads, short_side=short_side)
+    return _READERS[reader](path, num_threads=num_threads, short_side=short_side, shrink=shrink)
 
 
 def _fallback_chain(reader: str) -> list[str]:
@@ -500,6 +540,7 @@ def read_with_fallback(
     num_threads: int = 1,
     fps: float | None = None,
     short_side: int | None = None,
+    shrink: str = "always",
 ) -> _T:
     """Open ``path`` and return ``read(video)``; where a reader fails, the next one tries again.
 
@@ -512,7 +553,7 @@ def read_with_fallback(
     Args:
         path: a video file or a frame folder.
         read: what to do with the open reader, e.g. ``lambda v: v.get_frames([0, 1])``.
-        reader, num_threads, fps, short_side: as for :func:`open_video`.
+        reader, num_threads, fps, short_side, shrink: as for :func:`open_video`.
 
     Raises:
         VideoReadError: every reader failed; the reason names each failure.
@@ -524,7 +565,7 @@ def read_with_fallback(
     reasons: list[str] = []
     for k, name in enumerate(chain):
         try:
-            with open_video(path, name, num_threads, fps, short_side) as video:
+            with open_video(path, name, num_threads, fps, short_side, shrink) as video:
                 result = read(video)
         except VideoReadError as e:
             if os.path.isdir(path) or e.reason in ("no such file", "empty file"):
@@ -537,46 +578,6 @@ def read_with_fallback(
             _warned_fallback = True
         return result
     raise VideoReadError("; ".join(reasons), path)
-
-
-def write_video(
-    path: str | os.PathLike,
-    frames: np.ndarray | torch.Tensor,
-    fps: float = 25.0,
-    codec: str = "libx264",
-    pix_fmt: str = "yuv420p",
-    options: dict[str, str] | None = None,
-    container_options: dict[str, str] | None = None,
-) -> Path:
-    """Encode uint8 RGB frames ``(T, H, W, 3)`` to a video file with PyAV.
-
-    Args:
-        path: output file (its folder is created); its extension picks the container (``.mp4``,
-            ``.mkv``, ``.webm``, ``.avi``).
-        frames: uint8 ``(T, H, W, 3)``; H and W must be even for ``yuv420p``.
-        fps: frame rate (frames per second).
-        codec: an FFmpeg encoder, e.g. ``'libx264'``, ``'mpeg4'``, ``'libvpx-vp9'``, ``'mjpeg'``.
-        pix_fmt: the encoded pixel format (``'yuvj420p'`` for mjpeg).
-        options: encoder options, e.g. ``{'crf': '10', 'g': '16'}``.
-        container_options: muxer options, e.g. ``{'movflags': 'faststart'}``.
-
-    Returns:
-        The path written.
-    """
-    import av
-
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3); got {frames.dtype} {tuple(frames.shape)}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", options=container_options or {}) as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        stream.options = options or {}
-        for image in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode(None))
-    return Path(path)
 
 
 def first_line(e: BaseException) -> str:

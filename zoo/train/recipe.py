@@ -99,7 +99,8 @@ class DataConfig:
     ``zoo.data.readers.auto_readers``); a reader that fails on a file hands it to the next."""
     decode_resize: bool = True
     """Shrink frames to the transform's largest short side while decoding (``train_short_side``'s maximum,
-    ``test_short_side``), not after converting them at full size."""
+    ``test_short_side``), not after converting them at full size, where the reader does that faster
+    (``zoo.data.readers.shrink_ratio``: frames at least twice that size, with decord and PyAV)."""
     strict: bool = False
     """Make a corrupt or too-short video fatal instead of replacing it."""
     batch_size: int = 8
