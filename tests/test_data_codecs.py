@@ -149,8 +149,9 @@ def test_shrink_when_faster_follows_the_readers_measured_ratio(large, reader):
         assert (height, width) == expected, (reader, short_side)
         with open_video(large, reader, short_side=short_side) as video:  # "always": the size asked for
             assert video.get_frames([0]).shape[1:3] == resized_size(360, 640, short_side)
-    with pytest.raises(ValueError, match="shrink must be one of"):
-        open_video(large, reader, short_side=100, shrink="sometimes")
+    for short_side in (100, None):  # refused whether or not frames are resized
+        with pytest.raises(ValueError, match="shrink must be one of"):
+            open_video(large, reader, short_side=short_side, shrink="sometimes")
 
 
 def test_datasets_decode_at_the_transforms_short_side(large, tmp_path):

@@ -213,6 +213,7 @@ class DecordReader(VideoReader):
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None,
                  shrink: str = "always"):
+        min_ratio = shrink_ratio(self, shrink)
         decord = _import_decord()
         self.path = str(path)
         self.short_side = short_side
@@ -220,7 +221,7 @@ class DecordReader(VideoReader):
         size = {}
         if short_side is not None:
             height, width = probe_size(self.path)
-            new_height, new_width = resized_size(height, width, short_side, shrink_ratio(self, shrink))
+            new_height, new_width = resized_size(height, width, short_side, min_ratio)
             if (new_height, new_width) != (height, width):
                 size = {"width": new_width, "height": new_height}
         with captured_stderr() as messages:  # decord's C++ errors go to the bad-file log, not the terminal
@@ -273,6 +274,7 @@ class PyAVReader(VideoReader):
                  shrink: str = "always"):
         import av
 
+        min_ratio = shrink_ratio(self, shrink)
         self.path = str(path)
         self.short_side = short_side
         self._av_error = av.error.FFmpegError
@@ -293,7 +295,7 @@ class PyAVReader(VideoReader):
         self._rgb: dict[str, Any] = {"format": "rgb24"}
         ctx = self._stream.codec_context
         if short_side is not None and ctx.height and ctx.width:
-            height, width = resized_size(ctx.height, ctx.width, short_side, shrink_ratio(self, shrink))
+            height, width = resized_size(ctx.height, ctx.width, short_side, min_ratio)
             if (height, width) != (ctx.height, ctx.width):
                 self._rgb.update(width=width, height=height, interpolation="BILINEAR")
         pts = []

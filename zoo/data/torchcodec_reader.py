@@ -71,6 +71,7 @@ class TorchCodecReader(VideoReader):
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None,
                  shrink: str = "always"):
+        min_ratio = shrink_ratio(self, shrink)
         self.path = str(path)
         self.short_side = short_side
         problem = torchcodec_problem()
@@ -80,9 +81,9 @@ class TorchCodecReader(VideoReader):
         from torchcodec.transforms import Resize
 
         transforms = None
-        if short_side is not None and shrink_ratio(self, shrink) < math.inf:
+        if short_side is not None and min_ratio < math.inf:
             height, width = probe_size(self.path)
-            size = resized_size(height, width, short_side, shrink_ratio(self, shrink))
+            size = resized_size(height, width, short_side, min_ratio)
             if size != (height, width):
                 transforms = [Resize(size)]
         try:
