@@ -194,7 +194,8 @@ def hcml_plugin_section() -> list[str]:
             "(the quickstart's HCML R2D-18 needs 13 epochs of 1,024 videos at 48 px for its top-1 above)."]
     if missing:
         out[-1] += (" Not run on the shared 2-core CPU: " + ", ".join(f"`{b}`" for b in missing) + " (`python "
-                    "benchmarks/hcml_plugin.py --backbone NAME`; MViT takes only 16 x 224 x 224 clips). For every "
+                    "benchmarks/hcml_plugin.py --backbone NAME`; MViT is built for one clip size, 16 x 224 x 224 "
+                    "unless its `temporal_size` and `spatial_size` say otherwise). For every "
                     "family `tests/test_hcml_families.py` trains each HCML stage one step at its smallest clip; "
                     "`tests/test_hcml_finetune.py` runs the recipe, two steps per stage, from the "
                     "`r2plus1d_18.tv_k400`, `x3d_xs.pv_k400` and `swin3d_t.tv_k400` tags (an X3D and a "
