@@ -822,12 +822,12 @@ def ssl_methods_claim() -> tuple[list[str], list[str]]:
     elif status.startswith("stopped"):
         status = (f" Not every planned run ran ({status}; planned: seeds {st['seeds']}): the rows hold the runs "
                   "that did.")
-    if min(len(r[m]["runs"]) for m in ("random", *methods)) < 2:
-        status += (" With one seed a standard error is the test videos' binomial one alone: it leaves out the "
-                   "seed-to-seed spread, so a margin near two of them is no evidence.")
     else:
         status = (f" The job was still going when this was rendered (status {status!r}): the rows hold the runs "
                   "finished by then.")
+    if min(len(r[m]["runs"]) for m in ("random", *methods)) < 2:
+        status += (" With one seed a standard error is the test videos' binomial one alone: it leaves out the "
+                   "seed-to-seed spread, so a margin near two of them is no evidence.")
     details = ["#### HCML, MSCL and MCL as pre-training, the same budget", "",
                f"`{st['backbone']}`, {st['frames']} frames {st['frame_stride']} apart at {st['size']} px, "
                f"{st['steps']} optimizer steps of {st['batch_size']} videos, {st['optimizer']}; no labels; queues of "

@@ -5,7 +5,7 @@
 
 All four use the same backbone (R3D-18, 8 frames 2 apart at 32 x 32), the same data (Moving-Digits:
 8 classes that differ only in motion, generated into ``$ZOO_HOME``), the same optimiser (SGD,
-momentum 0.9, weight decay 1e-4, lr 0.05 per 8 videos, cosine with a 10% linear warm-up, gradient
+momentum 0.9, weight decay 1e-4, lr 0.05 per 8 videos (``--lr``), cosine with a 10% linear warm-up, gradient
 clip 5) and the same budget: ``--steps`` optimizer steps of ``--batch-size`` videos, through
 ``zoo train``'s engine (no labels are used):
 
@@ -75,7 +75,7 @@ DATA_OPTIONS = {"frame_size": SIZE, "frames_per_video": 32, "videos_per_class": 
 QUEUE = 256
 
 
-def _recipe(method: str, steps: int, batch_size: int, out: Path) -> dict[str, Any]:
+def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.05) -> dict[str, Any]:
     """The zoo recipe of one self-supervised run."""
     # A stage of n steps is ceil(n / batches per epoch) epochs cut to n steps in all; its warm-up is 10% of
     # them, and so is MCL's MAL warm-up.
@@ -102,7 +102,7 @@ def _recipe(method: str, steps: int, batch_size: int, out: Path) -> dict[str, An
         "model": model,
         "data": {"kind": "moving_digits", "num_frames": FRAMES, "frame_stride": STRIDE, "input_size": SIZE,
                  "batch_size": batch_size, "num_workers": 0, "reader": "pyav", "options": DATA_OPTIONS},
-        "optim": {"name": "sgd", "lr": 0.05, "base_batch_size": 8, "momentum": 0.9, "weight_decay": 1e-4,
+        "optim": {"name": "sgd", "lr": lr, "base_batch_size": 8, "momentum": 0.9, "weight_decay": 1e-4,
                   "clip_grad": 5.0},
         "stages": stages,
         "eval": {"accuracy": False, "confusion_matrix": False, "knn": []},
@@ -144,9 +144,9 @@ def _curves(records: list[dict[str, Any]]) -> dict[str, list[float]]:
     return {k: [round(float(r.get(k, float("nan"))), 4) for r in records] for k in keys}
 
 
-def train_one(method: str, seed: int, steps: int, batch_size: int, tmp: Path) -> dict[str, Any]:
+def train_one(method: str, seed: int, steps: int, batch_size: int, tmp: Path, lr: float = 0.05) -> dict[str, Any]:
     """Pre-train one method with one seed; its probe figures, curves and step times."""
-    recipe = _recipe(method, steps, batch_size, tmp / f"{method}_{seed}")
+    recipe = _recipe(method, steps, batch_size, tmp / f"{method}_{seed}", lr)
     recipe["seed"] = seed
     recipe["name"] = f"ssl_{method}_{seed}"
     recipe = recipe_from_dict(recipe, source=method)
@@ -213,7 +213,7 @@ def mark_stopped(name: str, why: str) -> None:
 
 
 def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name: str,
-        budget_min: float | None = None) -> dict[str, Any]:
+        budget_min: float | None = None, lr: float = 0.05) -> dict[str, Any]:
     torch.set_num_threads(2)
     job_start = start = time.perf_counter()
     for split in ("train", "test"):
@@ -226,7 +226,7 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
         "settings": {"backbone": "r3d_18", "frames": FRAMES, "frame_stride": STRIDE, "size": SIZE,
                      "steps": steps, "batch_size": batch_size, "queue_size": QUEUE, "data": DATA_OPTIONS,
                      "seeds": seeds, "methods": methods,
-                     "optimizer": "sgd lr 0.05 per 8 videos, momentum 0.9, wd 1e-4, cosine, 10% warm-up, clip 5",
+                     "optimizer": f"sgd lr {lr:g} per 8 videos, momentum 0.9, wd 1e-4, cosine, 10% warm-up, clip 5",
                      "probe": "logistic regression on standardised pooled features, train -> test split",
                      "knn": "k = 5, cosine, train split as the gallery",
                      "standard_errors": "over seeds (std / sqrt(seeds)), never below the binomial error of the "
@@ -259,7 +259,7 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
                     payload["status"] = f"stopped: the budget of {budget_min} minutes was spent"
                     save()
                     return payload
-                run_result = train_one(method, seed, steps, batch_size, Path(tmp))
+                run_result = train_one(method, seed, steps, batch_size, Path(tmp), lr)
                 entry = results.setdefault(method, {"runs": []})
                 entry["runs"].append(run_result)
                 entry["summary"] = summarise(entry["runs"])
@@ -277,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (initial weights, data order)")
     parser.add_argument("--methods", nargs="+", default=["hcml", "mscl", "mcl"], choices=["hcml", "mscl", "mcl"])
     parser.add_argument("--name", default="ssl_moving_digits_cpu", help="results file name")
+    parser.add_argument("--lr", type=float, default=0.05,
+                        help="SGD learning rate per 8 videos, for every method (default 0.05)")
     parser.add_argument("--budget-min", type=float, default=None,
                         help="start no new run after this many minutes (the file's status says so)")
     parser.add_argument("--mark-stopped", metavar="WHY", default=None,
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.mark_stopped:
         mark_stopped(args.name, args.mark_stopped)
         return
-    run(args.steps, args.batch_size, args.seeds, args.methods, args.name, args.budget_min)
+    run(args.steps, args.batch_size, args.seeds, args.methods, args.name, args.budget_min, args.lr)
     print(RESULTS_DIR / f"{args.name}.json")
 
 
