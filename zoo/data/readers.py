@@ -205,11 +205,10 @@ class DecordReader(VideoReader):
         num_threads: decoding threads (1 suits DataLoader workers; 0 lets FFmpeg choose).
         short_side: resize frames while decoding so that their short side is this (see :func:`resized_size`);
             the frame size comes from the header (PyAV).
-        shrink: ``'always'``, or ``'when_faster'``: only frames at least :attr:`shrink_from` times larger
-            (:func:`shrink_ratio`).
+        shrink: as for :func:`open_video`.
     """
 
-    shrink_from = 2.0  # measured: 480p -> 320 slower than the transform's resize, 720p and 1080p faster
+    shrink_from = 2.0  # benchmarks/results/data_check_cpu.json
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None,
                  shrink: str = "always"):
@@ -264,11 +263,10 @@ class PyAVReader(VideoReader):
         num_threads: decoding threads (1 suits DataLoader workers; 0 lets FFmpeg choose).
         short_side: resize frames while decoding so that their short side is this (see :func:`resized_size`),
             bilinear (swscale's, which widens its filter when shrinking, as an antialiased resize does).
-        shrink: ``'always'``, or ``'when_faster'``: only frames at least :attr:`shrink_from` times larger
-            (:func:`shrink_ratio`).
+        shrink: as for :func:`open_video`.
     """
 
-    shrink_from = 2.0  # measured: 480p -> 320 slower than the transform's resize, 720p and 1080p faster
+    shrink_from = 2.0  # benchmarks/results/data_check_cpu.json
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None,
                  shrink: str = "always"):
