@@ -935,6 +935,12 @@ def _ssl_step_cost() -> list[str]:
                  f"{steps['mscl'] / plain:.2f}x and MCL {steps['mcl'] / plain:.2f}x; a batch of items costs "
                  + ", ".join(f"{m.upper()} {100 * item[m] / steps[m]:.0f}%" for m in ("mscl", "mcl"))
                  + " of its step.")
+    if "ratio_to_hcml_joint_median" in prof:
+        joint = prof["ratio_to_hcml_joint_median"]
+        text += (f" Against HCML's joint step ({steps['hcml_joint']:.2f} s: the whole backbone with every adapter "
+                 f"and loss, the step HCML takes once labels are there), MSCL {joint['mscl']:.2f}x and MCL "
+                 f"{joint['mcl']:.2f}x (medians of the per-round ratios); the 2x target above is read against the "
+                 "level steps, the HCML steps of the self-supervised comparison.")
     if "conv_weight_grad" in st:
         text += (f" Convolution weight gradients as `zoo train` computes them on this CPU "
                  f"(`conv_weight_grad: auto` -> `{st['conv_weight_grad']}`).")
