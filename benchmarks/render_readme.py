@@ -404,6 +404,7 @@ _STEP_TITLES = {
     "compile": "Eager against torch.compile (inductor)",
     "channels_last": "Contiguous against channels-last",
     "weight_grad": "PyTorch's convolution weight gradients against the gradients as convolutions (`conv_weight_grad`)",
+    "temporal_conv": "PyTorch's conv3d against temporal convolutions as 2-D ones (`temporal_conv`)",
 }
 
 

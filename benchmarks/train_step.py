@@ -41,6 +41,9 @@ Groups:
   the recipes' ``conv_weight_grad`` setting switches) for ``r2d_18`` and HCML's joint step at the quickstart's
   clips (8 x 48 x 48, batch 8), ``r3d_18`` at the SSL benchmarks' (8 x 32 x 32, batch 8) and at the group's
   default size, and ``r2plus1d_18``.
+- ``temporal_conv``: PyTorch's ``conv3d`` against ``zoo.layers.use_conv2d_for_temporal_convs`` (what the recipes'
+  ``temporal_conv`` setting switches: ``kt x 1 x 1`` convolutions as 2-D ones) for ``r2plus1d_18`` (the group's
+  size) and ``s3d`` (16 x 112 x 112, batch 2), the featured models with temporal convolutions.
 - ``gpu``: ``--model`` (default ``hcml_r2d_50``) at the CUDA sizes: its backbone, the joint step with the reference
   kernels and with the Triton kernels, and the deployed model; ``gpu_compile``: the joint step with the Triton
   kernels, eager and compiled (``benchmarks/gpu_suite.sh`` runs the two apart, so that a compile running out of
@@ -98,6 +101,8 @@ class Case:
         channels_last: channels-last weights and clips.
         weight_grad: weight gradients as convolutions (``zoo.layers.use_weight_grad_as_conv``, what the engine's
             ``conv_weight_grad: conv`` does); otherwise PyTorch's own kernel.
+        temporal_conv: temporal convolutions as 2-D ones (``zoo.layers.use_conv2d_for_temporal_convs``, what the
+            engine's ``temporal_conv: conv2d`` does); otherwise PyTorch's ``conv3d``.
         baseline: the case this one is compared with.
         target: the ratio to the baseline this case must not exceed (None: no target).
         input: ``(frames, size, batch)`` when it differs from the group's.
@@ -113,6 +118,7 @@ class Case:
     compile: bool = False
     channels_last: bool = False
     weight_grad: bool = False
+    temporal_conv: bool = False
     baseline: str | None = None
     target: float | None = None
     input: tuple[int, int, int] | None = None
@@ -216,6 +222,15 @@ def group_weight_grad(settings: dict) -> list[Case]:
     return cases
 
 
+def group_temporal_conv(settings: dict) -> list[Case]:
+    s3d = (8, 32, 2) if settings["dry_run"] else (16, 112, 2)
+    cases = []
+    for name, shape in (("r2plus1d_18", None), ("s3d", s3d)):
+        cases += [Case(name, name, input=shape),
+                  Case(f"{name}.temporal_conv", name, temporal_conv=True, baseline=name, input=shape)]
+    return cases
+
+
 def group_gpu(settings: dict) -> list[Case]:
     name = settings["model"]
     kw = _hcml_kwargs(settings)
@@ -246,6 +261,7 @@ def group_gpu_compile(settings: dict) -> list[Case]:
 GROUPS: dict[str, Callable[[dict], list[Case]]] = {
     "hcml": group_hcml, "backbones": group_backbones, "peers": group_peers, "peers_video": group_peers_video,
     "compile": group_compile, "channels_last": group_channels_last, "weight_grad": group_weight_grad,
+    "temporal_conv": group_temporal_conv,
     "gpu": group_gpu, "gpu_compile": group_gpu_compile,
 }
 DEFAULT_GROUPS = {"cpu": ["hcml", "peers", "channels_last"], "cuda": ["gpu"]}
@@ -303,7 +319,7 @@ class Built:
 
 def build_case(case: Case, settings: dict) -> Built:
     from zoo.kernels import use_backend
-    from zoo.layers import use_weight_grad_as_conv
+    from zoo.layers import use_conv2d_for_temporal_convs, use_weight_grad_as_conv
     from zoo.methods import create_objective
     from zoo.train.optim import build_optimizer
     from zoo.train.recipe import OptimConfig
@@ -322,6 +338,8 @@ def build_case(case: Case, settings: dict) -> Built:
         to_channels_last(objective)
     if case.weight_grad:
         use_weight_grad_as_conv(objective)
+    if case.temporal_conv:
+        use_conv2d_for_temporal_convs(objective)
     params = objective.trainable_parameters()
     names = {id(p): n for n, p in objective.named_parameters()}
     # the engine's optimizer (SGD, momentum 0.9, weight decay on weights; fused where torch has the kernel)
@@ -435,7 +453,7 @@ def run_group(name: str, settings: dict) -> dict:
             "name": c.name, "model": c.model, "objective": c.objective, **({"stage": c.objective_cfg["stage"]}
                                                                          if "stage" in c.objective_cfg else {}),
             "deployed": c.deploy, "kernels": c.kernels, "compiled": c.compile, "channels_last": c.channels_last,
-            "weight_grad": c.weight_grad,
+            "weight_grad": c.weight_grad, "temporal_conv": c.temporal_conv,
             "frames": frames, "size": size, "batch": batch, "trainable_params_m": round(b.params_m, 3),
             "median_ms": round(1e3 * median_s, 2), "min_ms": round(1e3 * min(b.times), 2),
             "median_cpu_ms": round(1e3 * statistics.median(b.cpu_times), 2),

@@ -25,6 +25,8 @@ import yaml
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ..layers.temporal_conv import TEMPORAL_CONV_MODES
+
 __all__ = [
     "ModelConfig",
     "DataConfig",
@@ -234,6 +236,11 @@ class Recipe:
     convolutions where that was measured faster: ``zoo.layers.use_weight_grad_as_conv``), ``native`` (PyTorch's
     own kernel) or ``auto`` (``conv`` on a CPU whose PyTorch capability is AVX2, where it was measured:
     ``benchmarks/conv_weight_grad.py``; ``native`` elsewhere and on CUDA)."""
+    temporal_conv: str = "auto"
+    """How CPU runs compute temporal 3-D convolutions (``kt x 1 x 1`` kernels: R(2+1)D, S3D, SlowFast): ``conv2d``
+    (as 2-D convolutions of a ``(T, H * W)`` view, oneDNN's kernel: ``zoo.layers.use_conv2d_for_temporal_convs``),
+    ``native`` (PyTorch's ``conv3d``, its slow im2col path on a CPU) or ``auto`` (``conv2d`` on a CPU, ``native``
+    on CUDA; ``benchmarks/train_step.py``'s ``temporal_conv`` group)."""
     deterministic: bool = False
     """Deterministic algorithms (slower on CUDA); CPU runs are deterministic anyway."""
     threads: int | None = None
@@ -426,6 +433,7 @@ def _validate(recipe: Recipe, source: str) -> None:
                          ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")),
         "eval.n_crops": (recipe.eval.n_crops, (1, 3)),
         "conv_weight_grad": (recipe.conv_weight_grad, ("auto", "conv", "native")),
+        "temporal_conv": (recipe.temporal_conv, TEMPORAL_CONV_MODES),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:

@@ -1,7 +1,7 @@
 """Where and how a run computes: device, mixed precision, memory format, process group, batch norms.
 
-:func:`setup_runtime` turns a recipe's ``device``, ``amp``, ``channels_last``, ``conv_weight_grad``, ``threads`` and
-``deterministic`` settings into a :class:`Runtime`, with the process group torchrun describes.
+:func:`setup_runtime` turns a recipe's ``device``, ``amp``, ``channels_last``, ``conv_weight_grad``, ``temporal_conv``,
+``threads`` and ``deterministic`` settings into a :class:`Runtime`, with the process group torchrun describes.
 :func:`to_channels_last` puts a model's weights in the channels-last formats, :class:`CompiledObjective`
 is ``torch.compile`` of a stage's objective with its fallback (the recipe's ``compile`` settings), and
 :func:`conv3d_precision_warning` names a cuDNN whose reduced-precision 3-D convolutions are known bad.
@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..layers.temporal_conv import default_temporal_conv_mode, use_conv2d_for_temporal_convs
 from ..layers.weight_grad import default_weight_grad_mode, use_weight_grad_as_conv
 from ..utils.distributed import DistInfo, init_distributed
 
@@ -30,18 +31,25 @@ _logger = logging.getLogger(__name__)
 @dataclass
 class Runtime:
     """What a run computes on: the process group, the device, the autocast dtype (None: float32), whether
-    clips go channels-last and how convolutions' weight gradients are computed (``conv`` or ``native``)."""
+    clips go channels-last, how convolutions' weight gradients are computed (``conv`` or ``native``) and temporal
+    3-D convolutions (``conv2d`` or ``native``)."""
 
     dist: DistInfo = field(default_factory=DistInfo)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     amp_dtype: torch.dtype | None = None
     channels_last: bool = False
     conv_weight_grad: str = "native"
+    temporal_conv: str = "native"
 
     def switch_weight_grads(self, module: nn.Module) -> int:
         """With ``conv_weight_grad == 'conv'``, the convolutions of ``module`` where it was measured faster
         compute their weight gradients as convolutions (``zoo.layers.use_weight_grad_as_conv``); how many."""
         return use_weight_grad_as_conv(module) if self.conv_weight_grad == "conv" else 0
+
+    def switch_temporal_convs(self, module: nn.Module) -> int:
+        """With ``temporal_conv == 'conv2d'``, the temporal 3-D convolutions of ``module`` run as 2-D ones on a CPU
+        (``zoo.layers.use_conv2d_for_temporal_convs``); how many."""
+        return use_conv2d_for_temporal_convs(module) if self.temporal_conv == "conv2d" else 0
 
     @property
     def is_main(self) -> bool:
@@ -100,7 +108,10 @@ def setup_runtime(recipe: Any) -> Runtime:
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     weight_grad = default_weight_grad_mode(device) if r.conv_weight_grad == "auto" else r.conv_weight_grad
-    return Runtime(dist, device, amp_dtype, channels_last, weight_grad if device.type == "cpu" else "native")
+    temporal = default_temporal_conv_mode(device) if r.temporal_conv == "auto" else r.temporal_conv
+    cpu = device.type == "cpu"
+    return Runtime(dist, device, amp_dtype, channels_last, weight_grad if cpu else "native",
+                   temporal if cpu else "native")
 
 
 def convert_batchnorm(module: nn.Module, sync: bool) -> None:

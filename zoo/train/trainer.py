@@ -238,6 +238,7 @@ class Trainer:
             self.train_loader.sampler.seed = seed
         objective.to(self.device)
         self.runtime.switch_weight_grads(objective)  # CPU: weight gradients as convolutions where faster
+        self.runtime.switch_temporal_convs(objective)  # CPU: kt x 1 x 1 convolutions through oneDNN's 2-D kernel
         params, self._recipe_frozen = select_parameters(objective, self.model, cfg.freeze, cfg.trainable, cfg.name)
 
         global_batch = r.data.batch_size * self.dist.world_size * r.optim.accum_steps
