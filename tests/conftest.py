@@ -14,6 +14,51 @@ def small_clip_kwargs(name: str) -> dict:
     return {"temporal_size": 4, "spatial_size": (32, 32)} if name in ("mvit_v1_b", "mvit_v2_s") else {}
 
 
+def conv_outputs_and_grads(conv, x):
+    """``(out, d input, d weight[, d bias])`` of ``conv`` at ``x`` against a fixed random output gradient: what
+    the tests of the CPU convolution routes (``zoo.layers.weight_grad``, ``zoo.layers.temporal_conv``) compare."""
+    import torch
+
+    x = x.clone().requires_grad_(True)
+    out = conv(x)
+    target = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    params = [conv.weight] + ([conv.bias] if conv.bias is not None else [])
+    return (out, *torch.autograd.grad((out * target).sum(), [x, *params]))
+
+
+def tiny_cpu_recipe(tmp_path, model: str, num_frames: int, **top) -> dict:
+    """A one-stage CPU recipe on a 2-class Moving-Digits of 32 px (``top``: further top-level settings)."""
+    return {"name": "tiny", "output_dir": str(tmp_path), "device": "cpu", "progress": False, "log_every": 1, **top,
+            "model": {"name": model},
+            "data": {"kind": "moving_digits", "num_frames": num_frames, "batch_size": 2, "num_workers": 0,
+                     "options": {"classes": ["left", "right"], "videos_per_class": 2, "eval_videos_per_class": 1,
+                                 "frame_size": 32, "progress": False}},
+            "optim": {"lr": 0.01, "base_batch_size": 2},
+            "stages": [{"name": "s", "epochs": 1}],
+            "eval": {"every": 1, "confusion_matrix": False}}
+
+
+def train_counting_switched_convs(recipe, monkeypatch) -> tuple[int, list[float]]:
+    """Train ``recipe``; how many modules of its stage's objective had a switched ``_conv_forward``, and the
+    logged training losses."""
+    import json
+
+    from zoo.train import Trainer
+
+    trainer = Trainer(recipe)
+    build, seen = trainer._build_stage, {}
+
+    def spy(index):
+        stage = build(index)
+        seen["count"] = sum("_conv_forward" in m.__dict__ for m in stage.objective.modules())
+        return stage
+
+    monkeypatch.setattr(trainer, "_build_stage", spy)
+    result = trainer.run()
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    return seen["count"], [r["loss"] for r in rows if r.get("kind") == "train"]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _zoo_home(tmp_path_factory):
     """Point $ZOO_HOME (generated datasets, caches) at a per-session temporary folder."""

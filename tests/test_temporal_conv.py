@@ -4,11 +4,11 @@ torch.compile, on a whole R(2+1)D-18, and the engine's temporal_conv setting."""
 from __future__ import annotations
 
 import copy
-import json
 import pickle
 
 import pytest
 import torch
+from conftest import conv_outputs_and_grads, tiny_cpu_recipe, train_counting_switched_convs
 from torch import nn
 
 from zoo import create_model
@@ -21,14 +21,6 @@ from zoo.train.runtime import Runtime, setup_runtime
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _outputs_and_grads(conv: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    x = x.clone().requires_grad_(True)
-    out = conv(x)
-    target = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
-    params = [conv.weight] + ([conv.bias] if conv.bias is not None else [])
-    return (out, *torch.autograd.grad((out * target).sum(), [x, *params]))
-
-
 @pytest.mark.parametrize("conv, shape", [
     (nn.Conv3d(12, 7, (3, 1, 1), padding=(1, 0, 0)), (2, 12, 5, 6, 5)),
     (nn.Conv3d(9, 8, (3, 1, 1), stride=(2, 1, 1), padding=(1, 0, 0), bias=False), (3, 9, 7, 4, 3)),
@@ -38,10 +30,10 @@ def _outputs_and_grads(conv: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, 
 def test_outputs_and_gradients_equal_conv3d(conv, shape):
     torch.manual_seed(0)
     x = torch.randn(shape)
-    want = _outputs_and_grads(conv, x)
+    want = conv_outputs_and_grads(conv, x)
     switched = copy.deepcopy(conv)
     assert use_conv2d_for_temporal_convs(switched) == 1
-    got = _outputs_and_grads(switched, x)
+    got = conv_outputs_and_grads(switched, x)
     assert got[0].shape == want[0].shape
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
@@ -90,8 +82,8 @@ def test_channels_last_inputs_and_compiled_switched_convs_agree():
     switched = copy.deepcopy(plain)
     assert use_conv2d_for_temporal_convs(switched) == 2
     x = torch.randn(2, 8, 5, 3, 4)
-    want = _outputs_and_grads(plain[0], x)
-    got = _outputs_and_grads(switched[0], x.contiguous(memory_format=torch.channels_last_3d))  # takes conv3d
+    want = conv_outputs_and_grads(plain[0], x)
+    got = conv_outputs_and_grads(switched[0], x.contiguous(memory_format=torch.channels_last_3d))  # takes conv3d
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
     compiled = torch.compile(switched, backend="aot_eager", fullgraph=True)
@@ -106,20 +98,9 @@ def test_auto_is_conv2d_on_a_cpu_only():
     assert default_temporal_conv_mode("cuda") == "native"
 
 
-def _recipe(tmp_path, **top):
-    return {"name": "tc", "output_dir": str(tmp_path), "device": "cpu", "progress": False, "log_every": 1, **top,
-            "model": {"name": "r2plus1d_18"},
-            "data": {"kind": "moving_digits", "num_frames": 8, "batch_size": 2, "num_workers": 0,
-                     "options": {"classes": ["left", "right"], "videos_per_class": 2, "eval_videos_per_class": 1,
-                                 "frame_size": 32, "progress": False}},
-            "optim": {"lr": 0.01, "base_batch_size": 2},
-            "stages": [{"name": "s", "epochs": 1}],
-            "eval": {"every": 1, "confusion_matrix": False}}
-
-
 @pytest.mark.parametrize("setting, expected", [("auto", "conv2d"), ("conv2d", "conv2d"), ("native", "native")])
 def test_the_recipe_setting_resolves(tmp_path, setting, expected):
-    runtime = setup_runtime(recipe_from_dict(_recipe(tmp_path, temporal_conv=setting)))
+    runtime = setup_runtime(recipe_from_dict(tiny_cpu_recipe(tmp_path, "r2plus1d_18", 8, temporal_conv=setting)))
     assert runtime.temporal_conv == expected
     model = create_model("r2plus1d_18", num_classes=2)
     assert (runtime.switch_temporal_convs(model) > 0) == (expected == "conv2d")
@@ -128,28 +109,15 @@ def test_the_recipe_setting_resolves(tmp_path, setting, expected):
 
 def test_a_bad_setting_is_refused(tmp_path):
     with pytest.raises(RecipeError, match="temporal_conv must be one of auto, conv2d, native"):
-        recipe_from_dict(_recipe(tmp_path, temporal_conv="fast"))
+        recipe_from_dict(tiny_cpu_recipe(tmp_path, "r2plus1d_18", 8, temporal_conv="fast"))
 
 
 def test_the_engine_switches_and_trains_to_the_same_loss(tmp_path, monkeypatch):
     """A CPU stage with temporal_conv: conv2d trains r2plus1d_18 with switched convolutions, to native's loss."""
-    from zoo.train import Trainer
-
     seen, losses = {}, {}
     for setting in ("native", "conv2d"):
-        recipe = recipe_from_dict(_recipe(tmp_path / setting, temporal_conv=setting, conv_weight_grad="native",
-                                          max_steps_per_epoch=2))
-        trainer = Trainer(recipe)
-        build = trainer._build_stage
-
-        def spy(index, build=build, setting=setting):
-            stage = build(index)
-            seen[setting] = sum("_conv_forward" in m.__dict__ for m in stage.objective.modules())
-            return stage
-
-        monkeypatch.setattr(trainer, "_build_stage", spy)
-        result = trainer.run()
-        rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-        losses[setting] = [r["loss"] for r in rows if r.get("kind") == "train"]
+        recipe = recipe_from_dict(tiny_cpu_recipe(tmp_path / setting, "r2plus1d_18", 8, temporal_conv=setting,
+                                                  conv_weight_grad="native", max_steps_per_epoch=2))
+        seen[setting], losses[setting] = train_counting_switched_convs(recipe, monkeypatch)
     assert seen["native"] == 0 and seen["conv2d"] > 0
     assert len(losses["conv2d"]) == 2 and losses["conv2d"] == pytest.approx(losses["native"], rel=1e-3)

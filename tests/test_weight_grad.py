@@ -4,12 +4,12 @@ and torch.compile, and the engine's conv_weight_grad setting."""
 from __future__ import annotations
 
 import copy
-import json
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import conv_outputs_and_grads, tiny_cpu_recipe, train_counting_switched_convs
 from torch import nn
 
 from zoo import create_model
@@ -20,14 +20,6 @@ from zoo.train.recipe import RecipeError
 from zoo.train.runtime import Runtime, setup_runtime
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _grads(conv: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    x = x.clone().requires_grad_(True)
-    out = conv(x)
-    target = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
-    params = [conv.weight] + ([conv.bias] if conv.bias is not None else [])
-    return (out, *torch.autograd.grad((out * target).sum(), [x, *params]))
 
 
 @pytest.mark.parametrize("conv, shape", [
@@ -45,7 +37,7 @@ def test_gradients_equal_pytorchs_own(conv, shape):
     conv.in_channels = 10_000  # the rule's size threshold aside: the arithmetic is what is tested
     assert weight_grad_as_conv_applies(conv) and use_weight_grad_as_conv(conv) == 1
     conv.in_channels = plain.in_channels
-    for got, want in zip(_grads(conv, x), _grads(plain, x)):
+    for got, want in zip(conv_outputs_and_grads(conv, x), conv_outputs_and_grads(plain, x)):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -114,9 +106,9 @@ def test_channels_last_and_compiled_switched_convs_give_the_same_gradients():
     switched = copy.deepcopy(plain)
     assert use_weight_grad_as_conv(switched) == 2
     x = torch.randn(2, 64, 3, 5, 5)
-    (_, *want) = _grads(plain[0], x)
+    (_, *want) = conv_outputs_and_grads(plain[0], x)
     last = copy.deepcopy(switched[0]).to(memory_format=torch.channels_last_3d)
-    for got, ref in zip(_grads(last, x.contiguous(memory_format=torch.channels_last_3d))[1:], want):
+    for got, ref in zip(conv_outputs_and_grads(last, x.contiguous(memory_format=torch.channels_last_3d))[1:], want):
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
     compiled = torch.compile(switched, backend="aot_eager", fullgraph=True)
     compiled(x).sum().backward()
@@ -133,23 +125,12 @@ def test_auto_is_conv_on_avx2_cpus_only(monkeypatch):
     assert default_weight_grad_mode("cpu") == "native"
 
 
-def _recipe(tmp_path, **top):
-    return {"name": "wg", "output_dir": str(tmp_path), "device": "cpu", "progress": False, "log_every": 1, **top,
-            "model": {"name": "r2d_18"},
-            "data": {"kind": "moving_digits", "num_frames": 2, "batch_size": 2, "num_workers": 0,
-                     "options": {"classes": ["left", "right"], "videos_per_class": 2, "eval_videos_per_class": 1,
-                                 "frame_size": 32, "progress": False}},
-            "optim": {"lr": 0.01, "base_batch_size": 2},
-            "stages": [{"name": "s", "epochs": 1}],
-            "eval": {"every": 1, "confusion_matrix": False}}
-
-
 @pytest.mark.parametrize("setting, capability, expected", [
     ("auto", "AVX2", "conv"), ("auto", "AVX512", "native"), ("conv", "AVX512", "conv"), ("native", "AVX2", "native"),
 ])
 def test_the_recipe_setting_resolves_per_cpu(tmp_path, monkeypatch, setting, capability, expected):
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
-    runtime = setup_runtime(recipe_from_dict(_recipe(tmp_path, conv_weight_grad=setting)))
+    runtime = setup_runtime(recipe_from_dict(tiny_cpu_recipe(tmp_path, "r2d_18", 2, conv_weight_grad=setting)))
     assert runtime.conv_weight_grad == expected
     model = create_model("r2d_18", num_classes=2)
     assert runtime.switch_weight_grads(model) == (6 if expected == "conv" else 0)
@@ -158,29 +139,16 @@ def test_the_recipe_setting_resolves_per_cpu(tmp_path, monkeypatch, setting, cap
 
 def test_a_bad_setting_is_refused(tmp_path):
     with pytest.raises(RecipeError, match="conv_weight_grad must be one of auto, conv, native"):
-        recipe_from_dict(_recipe(tmp_path, conv_weight_grad="fast"))
+        recipe_from_dict(tiny_cpu_recipe(tmp_path, "r2d_18", 2, conv_weight_grad="fast"))
 
 
 def test_the_engine_switches_the_objectives_convolutions(tmp_path, monkeypatch):
     """A CPU stage with conv_weight_grad: conv trains with the switched convolutions, to the plain run's loss."""
-    from zoo.train import Trainer
-
-    seen = {}
-    losses = {}
+    seen, losses = {}, {}
     for setting in ("native", "conv"):
-        recipe = recipe_from_dict(_recipe(tmp_path / setting, conv_weight_grad=setting, max_steps_per_epoch=2))
-        trainer = Trainer(recipe)
-        build = trainer._build_stage
-
-        def spy(index, build=build, setting=setting):
-            stage = build(index)
-            seen[setting] = sum("_conv_forward" in m.__dict__ for m in stage.objective.modules())
-            return stage
-
-        monkeypatch.setattr(trainer, "_build_stage", spy)
-        result = trainer.run()
-        rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
-        losses[setting] = [r["loss"] for r in rows if r.get("kind") == "train"]
+        recipe = recipe_from_dict(tiny_cpu_recipe(tmp_path / setting, "r2d_18", 2, conv_weight_grad=setting,
+                                                  max_steps_per_epoch=2))
+        seen[setting], losses[setting] = train_counting_switched_convs(recipe, monkeypatch)
     assert seen == {"native": 0, "conv": 6}
     assert len(losses["conv"]) == 2 and losses["conv"] == pytest.approx(losses["native"], rel=1e-3)
 
