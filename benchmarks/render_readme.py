@@ -873,31 +873,56 @@ def ssl_methods_claim() -> tuple[list[str], list[str]]:
     return [claim, paper, ours, agrees, "`ssl_moving_digits_cpu.json`"], details
 
 
-def _mscl_lr_text(main_settings: dict) -> str:
-    """What MSCL did at the official learning rate, same seed and budget (``ssl_moving_digits_mscl_lr_cpu.json``)."""
-    data = _load("ssl_moving_digits_mscl_lr_cpu")
-    if not data or "mscl" not in data["results"]:
-        return "; it has not been tried at another rate yet."
+def _mscl_run_text(data: dict, name: str, main_settings: dict) -> tuple[str, list[float]]:
+    """One diagnostic MSCL run (a JSON of ``ssl_moving_digits.py``): its seed, its cosines, its last RGB term against
+    the chance level and its probe and kNN against random init; and its positive-minus-negative cosine gaps."""
     st, run = data["settings"], data["results"]["mscl"]["runs"][0]
     c, cmp = run["curves"], data["comparison"]["mscl"]
     gaps = [p - n for p, n in zip(c["logit_pos_rgb"], c["logit_neg_rgb"])]
     k = st["queue_size"] + st["batch_size"]
     same = all(st[key] == main_settings[key] for key in ("backbone", "size", "steps", "batch_size", "queue_size"))
-    text = (f". At the official rate instead ({st['optimizer'].split(',')[0].removeprefix('sgd ')}, seed "
-            f"{run['seed']}{', all else the same' if same else ''}; `ssl_moving_digits_mscl_lr_cpu.json`) the "
-            f"positive cosine went {c['logit_pos_rgb'][0]:.2f} -> {c['logit_pos_rgb'][-1]:.2f} and the mean "
-            f"negative {c['logit_neg_rgb'][0]:.2f} -> {c['logit_neg_rgb'][-1]:.2f} (their gap at most "
-            f"{max(gaps):.2f}), the RGB term ended at {c['loss_rgb'][-1]:.2f} against the chance level ln {k} = "
-            f"{math.log(k):.2f}, and the probe and kNN were {cmp['probe_test_top1']['difference']:+.1f} and "
-            f"{cmp['knn_top1@5']['difference']:+.1f} points from random init (2 s.e. "
-            f"{cmp['probe_test_top1']['two_se']:.1f} and {cmp['knn_top1@5']['two_se']:.1f}). ")
+    best = max(range(len(gaps)), key=gaps.__getitem__)
+    text = (f"seed {run['seed']}{', all else the same' if same else ''}; `{name}.json`) the positive cosine went "
+            f"{c['logit_pos_rgb'][0]:.2f} -> {c['logit_pos_rgb'][-1]:.2f} and the mean negative "
+            f"{c['logit_neg_rgb'][0]:.2f} -> {c['logit_neg_rgb'][-1]:.2f} (their gap at most {gaps[best]:.2f}, at "
+            f"step {int(c['step'][best])}, and {gaps[-1]:.2f} at the last), the RGB term ended at "
+            f"{c['loss_rgb'][-1]:.2f} against the chance level ln {k} = {math.log(k):.2f}, and the probe and kNN were "
+            f"{cmp['probe_test_top1']['difference']:+.1f} and {cmp['knn_top1@5']['difference']:+.1f} points from "
+            f"random init (2 s.e. {cmp['probe_test_top1']['two_se']:.1f} and {cmp['knn_top1@5']['two_se']:.1f}). ")
+    return text, gaps
+
+
+def _mscl_lr_text(main_settings: dict) -> str:
+    """What MSCL did at the official learning rate and with faster key encoders, same seed and budget
+    (``ssl_moving_digits_mscl_lr_cpu.json``, ``ssl_moving_digits_mscl_momentum_cpu.json``)."""
+    data = _load("ssl_moving_digits_mscl_lr_cpu")
+    if not data or "mscl" not in data["results"]:
+        return "; it has not been tried at another rate yet."
+    run, gaps = _mscl_run_text(data, "ssl_moving_digits_mscl_lr_cpu", main_settings)
+    rate = data["settings"]["optimizer"].split(",")[0].removeprefix("sgd ")
+    text = f". At the official rate instead ({rate}, " + run
     if max(gaps) < 0.05:
         text += ("At that rate these steps leave the encoder where it started, every clip embedded alike, so a "
-                 "lower rate is no cure at this budget: the higher one opens the gap and then loses it, and what "
-                 "narrows it again (the queries drifting from keys that follow them by at most 0.6% a step is the "
-                 "remaining candidate) is not settled by these runs.")
+                 "lower rate is no cure at this budget: the higher one opens the gap and then loses it.")
     else:
         text += "At that rate the gap did open: the rate is the likelier cause of the narrowing."
+    fast = _load("ssl_moving_digits_mscl_momentum_cpu")
+    main = _load("ssl_moving_digits_cpu")
+    if not fast or "mscl" not in fast["results"] or not main:
+        return text + (" The other candidate, the queries drifting from key encoders that follow them by at most "
+                       "0.6% a step, is not settled by these runs.")
+    run, fast_gaps = _mscl_run_text(fast, "ssl_moving_digits_mscl_momentum_cpu", main_settings)
+    c = main["results"]["mscl"]["runs"][0]["curves"]
+    main_last = c["logit_pos_rgb"][-1] - c["logit_neg_rgb"][-1]
+    text += (f" The other candidate is the key encoders' lag (at the official momentum they follow the online "
+             f"ones by at most 0.6% a step). With key encoders that follow faster (momentum "
+             f"{fast['settings']['key_momentum']}, lr 0.05, " + run)
+    if fast_gaps[-1] > main_last + 0.05:
+        text += (f"Faster keys kept the gap open ({fast_gaps[-1]:.2f} at the last step against {main_last:.2f}): "
+                 "at this budget the official key encoders' lag is the likelier cause of the narrowing.")
+    else:
+        text += (f"Faster keys did not keep the gap open either ({fast_gaps[-1]:.2f} at the last step against "
+                 f"{main_last:.2f}): the keys' lag is not the cause, and what narrows the gap is not settled.")
     return text
 
 

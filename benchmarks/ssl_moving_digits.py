@@ -6,7 +6,8 @@
 All four use the same backbone (R3D-18, 8 frames 2 apart at 32 x 32), the same data (Moving-Digits:
 8 classes that differ only in motion, generated into ``$ZOO_HOME``), the same optimiser (SGD,
 momentum 0.9, weight decay 1e-4, lr 0.05 per 8 videos (``--lr``), cosine with a 10% linear warm-up, gradient
-clip 5) and the same budget: ``--steps`` optimizer steps of ``--batch-size`` videos, through
+clip 5; ``--key-momentum`` sets MSCL's and MCL's key encoders' momentum, the official ones by default)
+and the same budget: ``--steps`` optimizer steps of ``--batch-size`` videos, through
 ``zoo train``'s engine (no labels are used):
 
 - ``hcml``: R3D-18 with HCML adapters, the progressive self-supervised stages level1 -> level2 ->
@@ -75,8 +76,10 @@ DATA_OPTIONS = {"frame_size": SIZE, "frames_per_video": 32, "videos_per_class": 
 QUEUE = 256
 
 
-def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.05) -> dict[str, Any]:
-    """The zoo recipe of one self-supervised run."""
+def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.05,
+            key_momentum: float | None = None) -> dict[str, Any]:
+    """The zoo recipe of one self-supervised run (``key_momentum``: MSCL's and MCL's key-encoder momentum, None
+    for the official one)."""
     # A stage of n steps is ceil(n / batches per epoch) epochs cut to n steps in all; its warm-up is 10% of
     # them, and so is MCL's MAL warm-up.
     model: dict[str, Any] = {"name": "r3d_18"}
@@ -89,10 +92,12 @@ def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.0
                   for lv in (1, 2, 3)]
     elif method == "mscl":
         cfg = {"queue_size": QUEUE, "flow": {"provider": "farneback", "gap": 2, "adjacent": 8, "progress": False}}
+        cfg.update({} if key_momentum is None else {"momentum": key_momentum})
         stages = [{"name": "mscl", "objective": "mscl", "objective_cfg": cfg, **stage}]
     elif method == "mcl":
         cfg = {"queue_size": QUEUE, "flow": {"provider": "farneback", "gap": 1, "adjacent": 1, "progress": False},
                "mal_warmup_epochs": 0.1 * epochs}
+        cfg.update({} if key_momentum is None else {"momentum": key_momentum})
         stages = [{"name": "mcl", "objective": "mcl", "objective_cfg": cfg, **stage}]
     else:
         raise ValueError(f"unknown method {method!r}")
@@ -144,9 +149,10 @@ def _curves(records: list[dict[str, Any]]) -> dict[str, list[float]]:
     return {k: [round(float(r.get(k, float("nan"))), 4) for r in records] for k in keys}
 
 
-def train_one(method: str, seed: int, steps: int, batch_size: int, tmp: Path, lr: float = 0.05) -> dict[str, Any]:
+def train_one(method: str, seed: int, steps: int, batch_size: int, tmp: Path, lr: float = 0.05,
+              key_momentum: float | None = None) -> dict[str, Any]:
     """Pre-train one method with one seed; its probe figures, curves and step times."""
-    recipe = _recipe(method, steps, batch_size, tmp / f"{method}_{seed}", lr)
+    recipe = _recipe(method, steps, batch_size, tmp / f"{method}_{seed}", lr, key_momentum)
     recipe["seed"] = seed
     recipe["name"] = f"ssl_{method}_{seed}"
     recipe = recipe_from_dict(recipe, source=method)
@@ -213,7 +219,7 @@ def mark_stopped(name: str, why: str) -> None:
 
 
 def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name: str,
-        budget_min: float | None = None, lr: float = 0.05) -> dict[str, Any]:
+        budget_min: float | None = None, lr: float = 0.05, key_momentum: float | None = None) -> dict[str, Any]:
     torch.set_num_threads(2)
     job_start = start = time.perf_counter()
     for split in ("train", "test"):
@@ -227,6 +233,8 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
                      "steps": steps, "batch_size": batch_size, "queue_size": QUEUE, "data": DATA_OPTIONS,
                      "seeds": seeds, "methods": methods,
                      "optimizer": f"sgd lr {lr:g} per 8 videos, momentum 0.9, wd 1e-4, cosine, 10% warm-up, clip 5",
+                     "key_momentum": "official (MSCL 0.994 rising to 1, MCL 0.999)" if key_momentum is None
+                     else f"{key_momentum:g} (MSCL: the start of its cosine rise to 1)",
                      "probe": "logistic regression on standardised pooled features, train -> test split",
                      "knn": "k = 5, cosine, train split as the gallery",
                      "standard_errors": "over seeds (std / sqrt(seeds)), never below the binomial error of the "
@@ -259,7 +267,7 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
                     payload["status"] = f"stopped: the budget of {budget_min} minutes was spent"
                     save()
                     return payload
-                run_result = train_one(method, seed, steps, batch_size, Path(tmp), lr)
+                run_result = train_one(method, seed, steps, batch_size, Path(tmp), lr, key_momentum)
                 entry = results.setdefault(method, {"runs": []})
                 entry["runs"].append(run_result)
                 entry["summary"] = summarise(entry["runs"])
@@ -279,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="ssl_moving_digits_cpu", help="results file name")
     parser.add_argument("--lr", type=float, default=0.05,
                         help="SGD learning rate per 8 videos, for every method (default 0.05)")
+    parser.add_argument("--key-momentum", type=float, default=None,
+                        help="MSCL's and MCL's key-encoder momentum (default: the official ones)")
     parser.add_argument("--budget-min", type=float, default=None,
                         help="start no new run after this many minutes (the file's status says so)")
     parser.add_argument("--mark-stopped", metavar="WHY", default=None,
@@ -287,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.mark_stopped:
         mark_stopped(args.name, args.mark_stopped)
         return
-    run(args.steps, args.batch_size, args.seeds, args.methods, args.name, args.budget_min, args.lr)
+    run(args.steps, args.batch_size, args.seeds, args.methods, args.name, args.budget_min, args.lr, args.key_momentum)
     print(RESULTS_DIR / f"{args.name}.json")
 
 
