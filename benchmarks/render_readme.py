@@ -867,18 +867,24 @@ def ssl_methods_claim() -> tuple[list[str], list[str]]:
                 "the queue does not explain: once it is full MSCL's terms keep rising while the gap between the "
                 "positive and the mean negative cosine narrows again (the figures above). The benchmark's learning "
                 "rate, shared by all methods (0.05 per 8 videos: 40x the official MSCL's 0.02 per 128 and 20x MCL's "
-                "0.01 per 32), was the first candidate" + _mscl_lr_text(st) + "".join(" " + f for f in flat), "",
+                "0.01 per 32), was the first candidate" + _mscl_diagnostics_text(data)
+                + "".join(" " + f for f in flat), "",
                 *([""] + hcml if hcml else []), "", _where(data, "ssl_moving_digits_cpu"), ""]
     details += _ssl_step_cost()
     return [claim, paper, ours, agrees, "`ssl_moving_digits_cpu.json`"], details
 
 
-def _mscl_run_text(data: dict, name: str, main_settings: dict) -> tuple[str, list[float]]:
+def _cosine_gaps(curves: dict) -> list[float]:
+    """An MSCL run's positive minus mean negative RGB cosine, step by step."""
+    return [p - n for p, n in zip(curves["logit_pos_rgb"], curves["logit_neg_rgb"])]
+
+
+def _mscl_run_text(data: dict, name: str, main_settings: dict) -> tuple[str, dict, list[float]]:
     """One diagnostic MSCL run (a JSON of ``ssl_moving_digits.py``): its seed, its cosines, its last RGB term against
-    the chance level and its probe and kNN against random init; and its positive-minus-negative cosine gaps."""
+    the chance level and its probe and kNN against random init; and its curves and cosine gaps."""
     st, run = data["settings"], data["results"]["mscl"]["runs"][0]
     c, cmp = run["curves"], data["comparison"]["mscl"]
-    gaps = [p - n for p, n in zip(c["logit_pos_rgb"], c["logit_neg_rgb"])]
+    gaps = _cosine_gaps(c)
     k = st["queue_size"] + st["batch_size"]
     same = all(st[key] == main_settings[key] for key in ("backbone", "size", "steps", "batch_size", "queue_size"))
     best = max(range(len(gaps)), key=gaps.__getitem__)
@@ -889,16 +895,18 @@ def _mscl_run_text(data: dict, name: str, main_settings: dict) -> tuple[str, lis
             f"{c['loss_rgb'][-1]:.2f} against the chance level ln {k} = {math.log(k):.2f}, and the probe and kNN were "
             f"{cmp['probe_test_top1']['difference']:+.1f} and {cmp['knn_top1@5']['difference']:+.1f} points from "
             f"random init (2 s.e. {cmp['probe_test_top1']['two_se']:.1f} and {cmp['knn_top1@5']['two_se']:.1f}). ")
-    return text, gaps
+    return text, c, gaps
 
 
-def _mscl_lr_text(main_settings: dict) -> str:
+def _mscl_diagnostics_text(main: dict) -> str:
     """What MSCL did at the official learning rate and with faster key encoders, same seed and budget
-    (``ssl_moving_digits_mscl_lr_cpu.json``, ``ssl_moving_digits_mscl_momentum_cpu.json``)."""
+    (``ssl_moving_digits_mscl_lr_cpu.json``, ``ssl_moving_digits_mscl_momentum_cpu.json``), read against the
+    main run ``main`` (``ssl_moving_digits_cpu.json``)."""
+    main_settings = main["settings"]
     data = _load("ssl_moving_digits_mscl_lr_cpu")
     if not data or "mscl" not in data["results"]:
         return "; it has not been tried at another rate yet."
-    run, gaps = _mscl_run_text(data, "ssl_moving_digits_mscl_lr_cpu", main_settings)
+    run, _, gaps = _mscl_run_text(data, "ssl_moving_digits_mscl_lr_cpu", main_settings)
     rate = data["settings"]["optimizer"].split(",")[0].removeprefix("sgd ")
     text = f". At the official rate instead ({rate}, " + run
     if max(gaps) < 0.05:
@@ -907,13 +915,12 @@ def _mscl_lr_text(main_settings: dict) -> str:
     else:
         text += "At that rate the gap did open: the rate is the likelier cause of the narrowing."
     fast = _load("ssl_moving_digits_mscl_momentum_cpu")
-    main = _load("ssl_moving_digits_cpu")
-    if not fast or "mscl" not in fast["results"] or not main:
+    if not fast or "mscl" not in fast["results"] or "mscl" not in main["results"]:
         return text + (" The other candidate, the queries drifting from key encoders that follow them by at most "
                        "0.6% a step, is not settled by these runs.")
-    run, fast_gaps = _mscl_run_text(fast, "ssl_moving_digits_mscl_momentum_cpu", main_settings)
-    c = main["results"]["mscl"]["runs"][0]["curves"]
-    main_last = c["logit_pos_rgb"][-1] - c["logit_neg_rgb"][-1]
+    run, fc, fast_gaps = _mscl_run_text(fast, "ssl_moving_digits_mscl_momentum_cpu", main_settings)
+    main_gaps = _cosine_gaps(main["results"]["mscl"]["runs"][0]["curves"])
+    main_last = main_gaps[-1]
     text += (f" The other candidate is the key encoders' lag (at the official momentum they follow the online "
              f"ones by at most 0.6% a step). With key encoders that follow faster (momentum "
              f"{fast['settings']['key_momentum'].split(' ')[0]} rising to 1, lr 0.05, " + run)
@@ -921,9 +928,8 @@ def _mscl_lr_text(main_settings: dict) -> str:
         text += (f"Faster keys kept the gap open ({fast_gaps[-1]:.2f} at the last step against {main_last:.2f}): "
                  "at this budget the official key encoders' lag is the likelier cause of the narrowing.")
     else:
-        fc = fast["results"]["mscl"]["runs"][0]["curves"]
         collapsed = abs(fast_gaps[-1]) < 0.02 and fc["logit_neg_rgb"][-1] > 0.5
-        main_best = max(p - n for p, n in zip(c["logit_pos_rgb"], c["logit_neg_rgb"]))
+        main_best = max(main_gaps)
         wider = f"opened the gap wider (at most {max(fast_gaps):.2f} against {main_best:.2f}) and " if max(
             fast_gaps) > main_best + 0.05 else ""
         text += (f"Faster keys {wider}did not keep it open ({fast_gaps[-1]:.2f} at the last step against "

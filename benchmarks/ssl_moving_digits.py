@@ -83,6 +83,7 @@ def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.0
     # A stage of n steps is ceil(n / batches per epoch) epochs cut to n steps in all; its warm-up is 10% of
     # them, and so is MCL's MAL warm-up.
     model: dict[str, Any] = {"name": "r3d_18"}
+    momentum = {} if key_momentum is None else {"momentum": key_momentum}
     stage_steps = max(1, steps // 3) if method == "hcml" else steps
     epochs = math.ceil(stage_steps / (len(MOVING_DIGITS_CLASSES) * DATA_OPTIONS["videos_per_class"] // batch_size))
     stage = {"epochs": epochs, "warmup_epochs": 0.1 * epochs, "evaluate": False}
@@ -91,13 +92,12 @@ def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.0
         stages = [{"name": f"level{lv}", "objective": "hcml", "objective_cfg": {"stage": f"level{lv}"}, **stage}
                   for lv in (1, 2, 3)]
     elif method == "mscl":
-        cfg = {"queue_size": QUEUE, "flow": {"provider": "farneback", "gap": 2, "adjacent": 8, "progress": False}}
-        cfg.update({} if key_momentum is None else {"momentum": key_momentum})
+        cfg = {"queue_size": QUEUE, "flow": {"provider": "farneback", "gap": 2, "adjacent": 8, "progress": False},
+               **momentum}
         stages = [{"name": "mscl", "objective": "mscl", "objective_cfg": cfg, **stage}]
     elif method == "mcl":
         cfg = {"queue_size": QUEUE, "flow": {"provider": "farneback", "gap": 1, "adjacent": 1, "progress": False},
-               "mal_warmup_epochs": 0.1 * epochs}
-        cfg.update({} if key_momentum is None else {"momentum": key_momentum})
+               "mal_warmup_epochs": 0.1 * epochs, **momentum}
         stages = [{"name": "mcl", "objective": "mcl", "objective_cfg": cfg, **stage}]
     else:
         raise ValueError(f"unknown method {method!r}")
