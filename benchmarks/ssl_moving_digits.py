@@ -6,7 +6,8 @@
 All four use the same backbone (R3D-18, 8 frames 2 apart at 32 x 32), the same data (Moving-Digits:
 8 classes that differ only in motion, generated into ``$ZOO_HOME``), the same optimiser (SGD,
 momentum 0.9, weight decay 1e-4, lr 0.05 per 8 videos (``--lr``), cosine with a 10% linear warm-up, gradient
-clip 5; ``--key-momentum`` sets MSCL's and MCL's key encoders' momentum, the official ones by default)
+clip 5; ``--key-momentum`` sets MSCL's and MCL's key encoders' momentum, the official ones by default, and
+``--bn-groups`` their BN groups, MoCo's one-process shuffled BN, 1 by default)
 and the same budget: ``--steps`` optimizer steps of ``--batch-size`` videos, through
 ``zoo train``'s engine (no labels are used):
 
@@ -77,13 +78,13 @@ QUEUE = 256
 
 
 def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.05,
-            key_momentum: float | None = None) -> dict[str, Any]:
-    """The zoo recipe of one self-supervised run (``key_momentum``: MSCL's and MCL's key-encoder momentum, None
-    for the official one)."""
+            moco_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The zoo recipe of one self-supervised run (``moco_cfg``: settings of MSCL's and MCL's objectives beyond
+    the defaults, e.g. their key encoders' ``momentum`` or ``bn_groups``)."""
     # A stage of n steps is ceil(n / batches per epoch) epochs cut to n steps in all; its warm-up is 10% of
     # them, and so is MCL's MAL warm-up.
     model: dict[str, Any] = {"name": "r3d_18"}
-    momentum = {} if key_momentum is None else {"momentum": key_momentum}
+    moco_cfg = moco_cfg or {}
     stage_steps = max(1, steps // 3) if method == "hcml" else steps
     epochs = math.ceil(stage_steps / (len(MOVING_DIGITS_CLASSES) * DATA_OPTIONS["videos_per_class"] // batch_size))
     stage = {"epochs": epochs, "warmup_epochs": 0.1 * epochs, "evaluate": False}
@@ -93,11 +94,11 @@ def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.0
                   for lv in (1, 2, 3)]
     elif method == "mscl":
         cfg = {"queue_size": QUEUE, "flow": {"provider": "farneback", "gap": 2, "adjacent": 8, "progress": False},
-               **momentum}
+               **moco_cfg}
         stages = [{"name": "mscl", "objective": "mscl", "objective_cfg": cfg, **stage}]
     elif method == "mcl":
         cfg = {"queue_size": QUEUE, "flow": {"provider": "farneback", "gap": 1, "adjacent": 1, "progress": False},
-               "mal_warmup_epochs": 0.1 * epochs, **momentum}
+               "mal_warmup_epochs": 0.1 * epochs, **moco_cfg}
         stages = [{"name": "mcl", "objective": "mcl", "objective_cfg": cfg, **stage}]
     else:
         raise ValueError(f"unknown method {method!r}")
@@ -150,9 +151,9 @@ def _curves(records: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 
 def train_one(method: str, seed: int, steps: int, batch_size: int, tmp: Path, lr: float = 0.05,
-              key_momentum: float | None = None) -> dict[str, Any]:
+              moco_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
     """Pre-train one method with one seed; its probe figures, curves and step times."""
-    recipe = _recipe(method, steps, batch_size, tmp / f"{method}_{seed}", lr, key_momentum)
+    recipe = _recipe(method, steps, batch_size, tmp / f"{method}_{seed}", lr, moco_cfg)
     recipe["seed"] = seed
     recipe["name"] = f"ssl_{method}_{seed}"
     recipe = recipe_from_dict(recipe, source=method)
@@ -219,8 +220,12 @@ def mark_stopped(name: str, why: str) -> None:
 
 
 def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name: str,
-        budget_min: float | None = None, lr: float = 0.05, key_momentum: float | None = None) -> dict[str, Any]:
+        budget_min: float | None = None, lr: float = 0.05, key_momentum: float | None = None,
+        bn_groups: int = 1) -> dict[str, Any]:
     torch.set_num_threads(2)
+    moco_cfg: dict[str, Any] = {} if key_momentum is None else {"momentum": key_momentum}
+    if bn_groups != 1:
+        moco_cfg["bn_groups"] = bn_groups
     job_start = start = time.perf_counter()
     for split in ("train", "test"):
         create_dataset("moving_digits", split=split, **DATA_OPTIONS)
@@ -235,6 +240,7 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
                      "optimizer": f"sgd lr {lr:g} per 8 videos, momentum 0.9, wd 1e-4, cosine, 10% warm-up, clip 5",
                      "key_momentum": "official (MSCL 0.994 rising to 1, MCL 0.999)" if key_momentum is None
                      else f"{key_momentum:g} (MSCL: the start of its cosine rise to 1)",
+                     "bn_groups": bn_groups,
                      "probe": "logistic regression on standardised pooled features, train -> test split",
                      "knn": "k = 5, cosine, train split as the gallery",
                      "standard_errors": "over seeds (std / sqrt(seeds)), never below the binomial error of the "
@@ -267,7 +273,7 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
                     payload["status"] = f"stopped: the budget of {budget_min} minutes was spent"
                     save()
                     return payload
-                run_result = train_one(method, seed, steps, batch_size, Path(tmp), lr, key_momentum)
+                run_result = train_one(method, seed, steps, batch_size, Path(tmp), lr, moco_cfg)
                 entry = results.setdefault(method, {"runs": []})
                 entry["runs"].append(run_result)
                 entry["summary"] = summarise(entry["runs"])
@@ -289,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="SGD learning rate per 8 videos, for every method (default 0.05)")
     parser.add_argument("--key-momentum", type=float, default=None,
                         help="MSCL's and MCL's key-encoder momentum (default: the official ones)")
+    parser.add_argument("--bn-groups", type=int, default=1,
+                        help="MSCL's and MCL's BN groups per batch (MoCo's one-process shuffled BN; default 1)")
     parser.add_argument("--budget-min", type=float, default=None,
                         help="start no new run after this many minutes (the file's status says so)")
     parser.add_argument("--mark-stopped", metavar="WHY", default=None,
@@ -297,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.mark_stopped:
         mark_stopped(args.name, args.mark_stopped)
         return
-    run(args.steps, args.batch_size, args.seeds, args.methods, args.name, args.budget_min, args.lr, args.key_momentum)
+    run(args.steps, args.batch_size, args.seeds, args.methods, args.name, args.budget_min, args.lr, args.key_momentum,
+        args.bn_groups)
     print(RESULTS_DIR / f"{args.name}.json")
 
 

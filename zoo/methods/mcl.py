@@ -52,8 +52,10 @@ Where we differ from the official code:
   positive kind (they enter the queue this step anyway); the official logits hold the queue only. Under
   DDP all processes' keys are queued.
 - Shuffled BN: as the official ``DistributedShuffle`` under DDP (one permutation of all processes' keys).
-  In a single process the permutation stays within the batch, which leaves BN's batch statistics, and so
-  the keys, unchanged (up to floating-point summation order): one process gets no shuffled-BN effect.
+  In a single process a permutation within the batch would leave BN's batch statistics, and so the keys,
+  unchanged, so none is drawn; ``bn_groups`` (default 1) stands in for the processes (MoCo's
+  ``SplitBatchNorm``: the query and the shuffled keys encoded in that many groups of the batch, each with
+  its own BN statistics; :mod:`zoo.methods.moco`).
 - Tubelet crop: a crop size is drawn as in the official code, and its position uniformly among those
   meeting the overlap threshold (the official code tries 40 random positions and keeps the best); a
   size with no such position is redrawn (20 tries), then a crop spanning the box from a random
@@ -90,12 +92,14 @@ from .. import kernels
 from ..flow.cache import FlowRecord, check_flow_cfg, flow_cache_from_cfg
 from ..flow.motion import motion_grid, motion_target
 from ..flow.views import Box, FlowViewDataset, ViewAugment, ViewFrames, crop_with_flow, random_int, view_settings
-from ..utils.distributed import shuffle_batch, unshuffle_batch
 from . import register_objective
 from .base import Objective
 from .moco import (
     MomentumQueue,
     ProjectionMLP,
+    check_bn_groups,
+    encode_in_groups,
+    encode_keys,
     logit_stats,
     momentum_copy,
     momentum_update,
@@ -344,6 +348,7 @@ class MCLObjective(Objective):
         focus_p, threshold: motion-focused temporal sampling (0.7, 0.5).
         order_loss: train the order head (official: on for UCF-101, off for Kinetics-400).
         shuffle_bn: MoCo's shuffled BN for the keys (see the module docstring).
+        bn_groups: groups of a process's batch with their own BN statistics (1; ``SplitBatchNorm``).
         backend: ``zoo.kernels.info_nce`` backend.
 
     Called on ``clips (B * 4, 5, T, S, S)`` (anchor twice, then the two other clips of each video, RGB then
@@ -380,6 +385,7 @@ class MCLObjective(Objective):
         threshold: float = 0.5,
         order_loss: bool = True,
         shuffle_bn: bool = True,
+        bn_groups: int = 1,
         backend: str = "auto",
     ):
         super().__init__(model)
@@ -396,7 +402,7 @@ class MCLObjective(Objective):
             self.order_head = ProjectionMLP(model.head_hidden_size, dim)
             self.key_order = momentum_copy(self.order_head)
             self.order_classifier = nn.Linear(3 * dim, 2)  # the official Classfier_Head on [q, k_2, k_3]
-        self.shuffle_bn = bool(shuffle_bn)
+        self.shuffle_bn, self.bn_groups = bool(shuffle_bn), check_bn_groups(bn_groups)
         self.queue = MomentumQueue(queue_size, dim)
         self.mal_module = mal_module or _last_conv(model)
         self.model.get_submodule(self.mal_module)  # a wrong name fails here, naming it
@@ -463,12 +469,8 @@ class MCLObjective(Objective):
     def _keys(self, clips: torch.Tensor) -> list[torch.Tensor]:
         """The key encoder's L2-normalised ``[inter, intra]`` (and ``order``) embeddings of a key batch, through
         shuffled BN (the heads act per row, so the pooled features are put back in order before them)."""
-        if self.shuffle_bn:
-            shuffled, inverse = shuffle_batch(clips)
-            features = unshuffle_batch(pooled_features(self.key_model, self.key_model.forward_features(shuffled)),
-                                       inverse)
-        else:
-            features = pooled_features(self.key_model, self.key_model.forward_features(clips))
+        features = encode_keys(lambda x: pooled_features(self.key_model, self.key_model.forward_features(x)), clips,
+                               self.shuffle_bn, self.bn_groups)
         heads = [self.key_inter, self.key_intra] + ([self.key_order] if self.order_loss else [])
         return [F.normalize(head(features).float(), dim=1) for head in heads]
 
@@ -492,12 +494,13 @@ class MCLObjective(Objective):
         handle = self.model.get_submodule(self.mal_module).register_forward_hook(
             lambda module, args, out: captured.append(out))
         try:
-            features = pooled_features(self.model, self.model.forward_features(query))
+            features = encode_in_groups(lambda x: pooled_features(self.model, self.model.forward_features(x)), query,
+                                        self.bn_groups)
         finally:
             handle.remove()
-        if not captured or captured[0].ndim != 5:
-            raise ValueError(f"MAL's module {self.mal_module!r} must output a (B, C, T, H, W) map in the forward pass")
-        conv_map = captured[0]
+        if len(captured) != self.bn_groups or captured[0].ndim != 5:
+            raise ValueError(f"MAL's module {self.mal_module!r} must output a (B, C, T, H, W) map, once per forward "
+                             "pass")
         q_inter = F.normalize(self.inter_head(features).float(), dim=1)
         q_intra = F.normalize(self.intra_head(features).float(), dim=1)
         keys = [self._keys(views[:, v, :3]) for v in (1, 2, 3)]
@@ -521,7 +524,7 @@ class MCLObjective(Objective):
 
         # MAL: the gradient of the same-clip similarity at the conv map, kept in the graph (double backprop).
         similarity = (q_inter * k_inter[0]).sum()
-        gradient = torch.autograd.grad(similarity, conv_map, create_graph=True)[0]
+        gradient = torch.cat(torch.autograd.grad(similarity, captured, create_graph=True))  # one map per BN group
         predicted = gradient_map(gradient, self.mal_slots)
         with torch.no_grad():
             motion = motion_target(flow.float(), self.mal_slots, tuple(predicted.shape[-2:]))
@@ -551,4 +554,4 @@ class MCLObjective(Objective):
     def __repr__(self) -> str:
         return (f"MCLObjective(queue_size={self.queue.size}, temperature={self.temperature}, "
                 f"mal_module={self.mal_module!r}, mal_slots={self.mal_slots}, order_loss={self.order_loss}, "
-                f"shuffle_bn={self.shuffle_bn})")
+                f"shuffle_bn={self.shuffle_bn}, bn_groups={self.bn_groups})")

@@ -3,18 +3,27 @@ of the model's parameters a self-supervised objective trains and how it pools fe
 
 The momentum follows the official MSCL code (:func:`cosine_momentum`); the queue is MoCo's ring
 buffer of L2-normalised keys, its keys gathered from every process under DDP.
+
+Batch statistics (:func:`encode_in_groups`, :func:`encode_keys`): MoCo's shuffled BN deals each key batch out
+in a random order over the processes, so that a process's BN statistics of its keys come from other videos
+than those of its queries (otherwise the statistics leak which key belongs to which query). In a single
+process that shuffle changes nothing (BN's statistics do not depend on the order of the rows); MoCo's
+one-GPU answer, ``SplitBatchNorm``, is ``bn_groups``: the queries are encoded in ``bn_groups`` consecutive
+groups of the batch and the shuffled keys likewise, each group with its own statistics, as if the batch were
+spread over ``bn_groups`` processes. (BN's running statistics are then updated once per group.)
 """
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..utils.distributed import gather_with_grad
+from ..utils.distributed import gather_with_grad, is_distributed, shuffle_batch, unshuffle_batch
 
 __all__ = [
     "cosine_momentum",
@@ -25,6 +34,9 @@ __all__ = [
     "logit_stats",
     "trainable_model_parameters",
     "pooled_features",
+    "check_bn_groups",
+    "encode_in_groups",
+    "encode_keys",
 ]
 
 
@@ -143,3 +155,42 @@ def pooled_features(model: nn.Module, feature_map: torch.Tensor) -> torch.Tensor
     if hasattr(model, "forward_head"):
         return model.forward_head(feature_map, pre_logits=True)
     return feature_map.mean(dim=(2, 3, 4))
+
+
+def check_bn_groups(bn_groups: int) -> int:
+    """``bn_groups`` as an int >= 1, or a ValueError naming it."""
+    if isinstance(bn_groups, bool) or not isinstance(bn_groups, int) or bn_groups < 1:
+        raise ValueError(f"bn_groups must be an int >= 1 (the groups of a batch with their own BN statistics), "
+                         f"got {bn_groups!r}")
+    return bn_groups
+
+
+def encode_in_groups(encode: Callable[[torch.Tensor], Any], x: torch.Tensor, groups: int) -> Any:
+    """``encode`` over ``groups`` equal, consecutive groups of ``x``'s rows, its outputs (a tensor of rows, or a
+    tuple of them) concatenated in order: in train mode each group gets its own BN batch statistics
+    (``SplitBatchNorm``, module docstring). ``groups=1`` is ``encode(x)``.
+
+    Raises:
+        ValueError: ``groups`` does not divide the rows of ``x``.
+    """
+    if groups == 1:
+        return encode(x)
+    if x.shape[0] % groups:
+        raise ValueError(f"bn_groups={groups} must divide this process's batch of {x.shape[0]} clips")
+    outputs = [encode(chunk) for chunk in x.chunk(groups)]
+    if isinstance(outputs[0], torch.Tensor):
+        return torch.cat(outputs)
+    return tuple(torch.cat(parts) for parts in zip(*outputs))
+
+
+@torch.no_grad()
+def encode_keys(encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, shuffle: bool, groups: int = 1
+                ) -> torch.Tensor:
+    """Keys ``encode(x)`` ((N, ...) rows to (N, D) rows, no grad) through MoCo's shuffled BN: with ``shuffle``,
+    the rows are dealt out in a random order (over all processes under DDP,
+    :func:`~zoo.utils.distributed.shuffle_batch`), encoded in ``groups`` groups (:func:`encode_in_groups`) and
+    put back in order. A shuffle that cannot change the statistics (one process, one group) is skipped."""
+    if not shuffle or (groups == 1 and not is_distributed()):
+        return encode_in_groups(encode, x, groups)
+    shuffled, inverse = shuffle_batch(x)
+    return unshuffle_batch(encode_in_groups(encode, shuffled, groups), inverse)

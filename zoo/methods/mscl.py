@@ -43,8 +43,11 @@ Where we differ from the official code:
   encoder twice per step (once per flow forward). The official config sets ``max_iters`` to
   clips x epochs, so there the momentum stays near 0.994; we use the stage's optimizer steps, as
   the formula intends.
-- No shuffled BN: keys are encoded with the key encoder's own batch statistics (as single-process
-  MoCo implementations do); under DDP the keys of all processes are gathered into the queues.
+- Shuffled BN (``shuffle_bn``, on): under DDP each key batch is dealt out over all processes in a random
+  order before the key encoders and put back after them, as the official MoCo code does; the keys of all
+  processes are gathered into the queues. In one process that shuffle changes nothing, and ``bn_groups``
+  (default 1) stands in for the processes (MoCo's ``SplitBatchNorm``: queries and shuffled keys encoded in
+  that many groups of the batch, each with its own BN statistics; :mod:`zoo.methods.moco`).
 - MDS: clip scores use 8 flow frames 4 apart (the official settings) whatever the training clip's
   length; the key's start goes to the nearest kept start (the official loop compares each start's
   distance to the target with its distance to the best start so far); with no start above the median
@@ -89,7 +92,10 @@ from .base import Objective
 from .moco import (
     MomentumQueue,
     ProjectionMLP,
+    check_bn_groups,
     cosine_momentum,
+    encode_in_groups,
+    encode_keys,
     logit_stats,
     momentum_copy,
     momentum_update,
@@ -210,6 +216,8 @@ class MSCLObjective(Objective):
         crop_size, hflip: the views' size and flips (default: the training transform's).
         crop_scale: area range of the views' RandomResizedCrop (0.2-1).
         mds_clip_len, mds_stride: MDS clip scores (8 flow frames, 4 apart).
+        shuffle_bn: MoCo's shuffled BN for the keys under DDP (on; module docstring).
+        bn_groups: groups of a process's batch with their own BN statistics (1; ``SplitBatchNorm``).
         backend: ``zoo.kernels.info_nce`` backend.
 
     Called on ``clips (B * 2, 5, T, S, S)`` (query and key views of each video, RGB then flow, as
@@ -242,6 +250,8 @@ class MSCLObjective(Objective):
         crop_scale: Sequence[float] = (0.2, 1.0),
         mds_clip_len: int = 8,
         mds_stride: int = 4,
+        shuffle_bn: bool = True,
+        bn_groups: int = 1,
         backend: str = "auto",
     ):
         super().__init__(model)
@@ -272,6 +282,7 @@ class MSCLObjective(Objective):
         self.flow_cfg = check_flow_cfg(flow or {})
         self.crop_size, self.hflip, self.crop_scale = crop_size, hflip, tuple(crop_scale)
         self.mds = (mds_clip_len, mds_stride)
+        self.shuffle_bn, self.bn_groups = bool(shuffle_bn), check_bn_groups(bn_groups)
         self.backend = backend
 
     # -- what the engine asks ---------------------------------------------------------------------
@@ -309,16 +320,25 @@ class MSCLObjective(Objective):
         return kernels.info_nce(query, keys, target, self.temperature, return_accuracy=True, backend=self.backend)
 
     def _rgb_query(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        local, last = self.model.forward_intermediates(rgb, [self.lmcl_level, -1])
-        return self.rgb_proj(pooled_features(self.model, last)), local
+        """The RGB query embeddings and the LMCL map, in ``bn_groups`` groups."""
+        def encode(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            local, last = self.model.forward_intermediates(x, [self.lmcl_level, -1])
+            return self.rgb_proj(pooled_features(self.model, last)), local
+        return encode_in_groups(encode, rgb, self.bn_groups)
 
     def _flow_query(self, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        last = self.flow_model.forward_features(flow)
-        return self.flow_proj(pooled_features(self.flow_model, last)), last
+        """The flow query embeddings and the flow encoder's last map, in ``bn_groups`` groups."""
+        def encode(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            last = self.flow_model.forward_features(x)
+            return self.flow_proj(pooled_features(self.flow_model, last)), last
+        return encode_in_groups(encode, flow, self.bn_groups)
 
     @torch.no_grad()
     def _key(self, encoder: nn.Module, proj: nn.Module, clips: torch.Tensor) -> torch.Tensor:
-        return F.normalize(proj(pooled_features(encoder, encoder.forward_features(clips))).float(), dim=1)
+        """L2-normalised keys through shuffled BN (:func:`~zoo.methods.moco.encode_keys`)."""
+        keys = encode_keys(lambda x: proj(pooled_features(encoder, encoder.forward_features(x))), clips,
+                           self.shuffle_bn, self.bn_groups)
+        return F.normalize(keys.float(), dim=1)
 
     def _local(self, feature_map: torch.Tensor, head: nn.Module, name: str) -> torch.Tensor:
         """``(B, C, T', H', W')`` -> ``(B, 128, lmcl_steps)`` L2-normalised per step."""
@@ -390,4 +410,5 @@ class MSCLObjective(Objective):
 
     def __repr__(self) -> str:
         return (f"MSCLObjective(flow_model={type(self.flow_model).__name__}, queue_size={self.rgb_queue.size}, "
-                f"temperature={self.temperature}, lmcl_level={self.lmcl_level}, lmcl_steps={self.lmcl_steps})")
+                f"temperature={self.temperature}, lmcl_level={self.lmcl_level}, lmcl_steps={self.lmcl_steps}, "
+                f"shuffle_bn={self.shuffle_bn}, bn_groups={self.bn_groups})")
