@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -77,11 +78,18 @@ def _model(args: argparse.Namespace) -> list[str]:
 
 
 def pretrain(args: argparse.Namespace, out: Path) -> tuple[Path, dict]:
-    """The plain backbone trained on the time-symmetric task (``out/last.pt``, reused when there)."""
+    """The plain backbone trained on the time-symmetric task (``out/last.pt``, reused when there from the same
+    settings; another setting trains it again)."""
     ckpt = out / "last.pt"
     info_path = out / "pretrain.json"
+    data_settings = {k: getattr(args, k) for k in ("backbone", "timm_backbone", "pretrain_epochs", "frame_size",
+                                                   "frames", "frame_stride", "videos_per_class",
+                                                   "eval_videos_per_class")}
     if ckpt.is_file() and info_path.is_file():
-        return ckpt, json.loads(info_path.read_text())
+        info = json.loads(info_path.read_text())
+        if info.get("settings") == data_settings:
+            return ckpt, info
+        shutil.rmtree(out)
     recipe = load_recipe(RECIPES / "finetune.yaml", [
         *_data(args, PRETRAIN_CLASSES), *_model(args), *OPTIM, "name=pretrain", f"output_dir={out}", "seed=0",
         f"stages.0.epochs={args.pretrain_epochs}", "stages.0.warmup_epochs=0.5",
@@ -89,7 +97,7 @@ def pretrain(args: argparse.Namespace, out: Path) -> tuple[Path, dict]:
     start = time.perf_counter()
     result = train(recipe)
     info = {"classes": PRETRAIN_CLASSES, "epochs": args.pretrain_epochs, "top1": result.metrics["top1"],
-            "wall_time_s": round(time.perf_counter() - start, 1)}
+            "wall_time_s": round(time.perf_counter() - start, 1), "settings": data_settings}
     info_path.write_text(json.dumps(info))
     return ckpt, info
 
