@@ -12,7 +12,8 @@ The way users will use it (``recipes/hcml_finetune.yaml``), on Moving-Digits:
 
    - ``plain``: ``recipes/finetune.yaml``'s single classification stage, ``epochs`` epochs;
    - ``hcml``: ``recipes/hcml_finetune.yaml``: zero-initialised adapters, one epoch each of the level
-     stages (adapters only), then ``epochs - 3`` of joint training.
+     stages (adapters only), then ``epochs - 3`` of joint training (``--hcml-epochs``: another count for
+     this arm, e.g. ``epochs + 3`` for as many epochs of training the backbone as the plain arm has).
 
    Both with the quickstart's optimiser (AdamW, lr 0.002 at 8 clips, weight decay 0.05, clipping 5), batch 8,
    8 frames 4 apart, and the same seed, so the fresh 8-class classifier starts the same in both.
@@ -26,6 +27,7 @@ settings, so seeds can be added by later invocations).
 
     python benchmarks/hcml_plugin.py                                 # r2d_18, seeds 0 1 2
     python benchmarks/hcml_plugin.py --backbone x3d_xs --seeds 0     # another family
+    python benchmarks/hcml_plugin.py --backbone r3d_18 --deltas 1 --eval-videos-per-class 32 --hcml-epochs 9
 
 The data (32-pixel Moving-Digits, 40 training and 8 val videos per class) is generated into ``$ZOO_HOME`` on
 first use (the fine-tuning set is the configuration other benchmarks use, so it may already be there).
@@ -109,13 +111,14 @@ def recipes(args: argparse.Namespace, ckpt: Path, seed: int, out: Path):
         *common, *_model(args), "name=plain", f"output_dir={out / 'plain'}",
         f"stages.0.epochs={args.epochs}", "stages.0.warmup_epochs=0.5",
     ])
-    hcml_cfg = "{max_displacement: {1: 2, 2: 2, 3: 1}, displacement_stride: 1}"
+    deltas = ", ".join(str(d) for d in args.deltas)
+    hcml_cfg = f"{{max_displacement: {{1: 2, 2: 2, 3: 1}}, displacement_stride: 1, deltas: [{deltas}]}}"
     backbone_args = f"{{backbone: {args.timm_backbone}}}" if args.backbone == "timm2d" else "null"
     hcml = load_recipe(RECIPES / "hcml_finetune.yaml", [
         *common, "name=hcml", f"output_dir={out / 'hcml'}", "model.pretrained=false",
         f"model.kwargs={{backbone: {args.backbone}, hcml_cfg: {hcml_cfg}, drop_rate: null, "
         f"backbone_args: {backbone_args}}}",
-        *(f"stages.{i}.warmup_epochs=0.5" for i in range(4)), f"stages.3.epochs={args.epochs - 3}",
+        *(f"stages.{i}.warmup_epochs=0.5" for i in range(4)), f"stages.3.epochs={args.hcml_epochs - 3}",
     ])
     return plain, hcml
 
@@ -179,19 +182,27 @@ def main() -> None:
     parser.add_argument("--timm-backbone", default="regnetx_002")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs of each arm (HCML: 3 + joint)")
+    parser.add_argument("--hcml-epochs", type=int, default=None,
+                        help="the HCML arm's epochs, if not --epochs (e.g. epochs + 3: as many joint epochs as the "
+                             "plain arm has; results in hcml_plugin_<backbone>_hcml<N>_cpu.json)")
     parser.add_argument("--pretrain-epochs", type=int, default=6)
     parser.add_argument("--frame-size", type=int, default=32)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--frame-stride", type=int, default=4)
+    parser.add_argument("--deltas", type=int, nargs="+", default=[1, 2],
+                        help="HCML's prediction steps (the paper's 1 2; 1 where a level has only 2 time steps, "
+                             "e.g. R3D's level 3 at 8 frames)")
     parser.add_argument("--videos-per-class", type=int, default=40)
     parser.add_argument("--eval-videos-per-class", type=int, default=8)
     parser.add_argument("--workdir", type=Path, default=Path("runs") / "hcml_plugin")
     args = parser.parse_args()
-    if args.epochs < 4:
-        parser.error("--epochs must leave at least one joint epoch after the three level stages")
+    args.hcml_epochs = args.hcml_epochs or args.epochs
+    if args.hcml_epochs < 4:
+        parser.error("HCML's epochs must leave at least one joint epoch after the three level stages")
     torch.set_num_threads(min(torch.get_num_threads(), os.cpu_count() or 1))
     label = args.backbone if args.backbone != "timm2d" else f"timm2d_{args.timm_backbone}"
-    name = f"hcml_plugin_{label}_cpu"
+    name = f"hcml_plugin_{label}_cpu" if args.hcml_epochs == args.epochs else (
+        f"hcml_plugin_{label}_hcml{args.hcml_epochs}_cpu")
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("seeds", "workdir")}
     path = RESULTS_DIR / f"{name}.json"

@@ -137,24 +137,38 @@ def hcml_families_section() -> list[str]:
     return out
 
 
+def _plugin_label(data: dict) -> str:
+    """A plug-in row's name: the backbone, and the HCML arm's joint epochs where they are not ``epochs - 3``."""
+    st = data["settings"]
+    hcml_epochs = st.get("hcml_epochs") or st["epochs"]
+    if hcml_epochs == st["epochs"]:
+        return f"`{data['backbone']}`"
+    return f"`{data['backbone']}`, HCML 3 + {hcml_epochs - 3} joint epochs"
+
+
 def _plugin_reading(data: dict, plain: dict, hcml: dict, seed_noise: float) -> str:
     """What one backbone's plug-in row says: whether its pre-training learned the kind of motion (above 25% by
     more than two standard errors of its val videos) and so whether the fine-tuning decides anything."""
-    pre, name = data["pretrain"]["top1"], f"`{data['backbone']}`"
+    pre, name = data["pretrain"]["top1"], _plugin_label(data)
     n_pre = 4 * data["settings"]["eval_videos_per_class"]
     learned = pre - 25.0 > 200 * math.sqrt(0.25 * 0.75 / n_pre)
+    deltas = data["settings"].get("deltas", [1, 2])
+    steps = f"{', '.join(map(str, deltas))} step{'s' if deltas != [1] else ''}"
+    cfg = "" if deltas == [1, 2] else (f" (HCML predicting {steps} ahead: a level "
+                                      "with 2 time steps at this clip length leaves no room for more)")
     if not learned:
-        return (f"{name} did not learn the kind of motion in pre-training ({pre:.1f}%; a 2D backbone pools its "
-                "frames over time), and fine-tuned it stays within a few points of chance: this row measures a "
-                "budget too small to decide, not the adapters (the quickstart's HCML R2D-18 needs 13 epochs of "
-                "1,024 videos at 48 px for its top-1 above).")
+        why = "; a 2D backbone pools its frames over time" if data.get("plain_ceiling_top1") else (
+            f" after {data['pretrain']['epochs']} epochs from scratch")
+        return (f"{name}{cfg} did not learn the kind of motion in pre-training ({pre:.1f}%{why}): this row "
+                "measures a budget too small to decide, not the adapters (the quickstart's HCML R2D-18 needs 13 "
+                "epochs of 1,024 videos at 48 px for its top-1 above).")
     n_val = 8 * data["settings"]["eval_videos_per_class"]
     diff = hcml["mean"] - plain["mean"]
     noise = max(_noise(plain["mean"], hcml["mean"], n_val), seed_noise)
     verdict = ("the adapted model ends above the plain one by more than two standard errors" if diff > noise else
                "the adapted model ends below the plain one by more than two standard errors" if diff < -noise else
                "the two arms end within noise of each other")
-    return (f"{name} learned the kind of motion in pre-training ({pre:.1f}% on {n_pre} val videos), so its row "
+    return (f"{name}{cfg} learned the kind of motion in pre-training ({pre:.1f}% on {n_pre} val videos), so its row "
             f"is the plug-in test proper: from equal logits, {verdict} ({diff:+.1f} points, 2 s.e. {noise:.1f}), "
             f"on {n_val} val videos.")
 
@@ -179,14 +193,15 @@ def hcml_plugin_section() -> list[str]:
         verdict = (f"{h['mean'] - p['mean']:+.1f} points: {_compare(p['mean'], h['mean'], n_val, seed_noise)}; "
                    f"over seeds alone (2 s.e. {seed_noise:.1f}): "
                    + ("yes" if h["mean"] - p["mean"] > seed_noise > 0 else "no"))
-        rows.append([f"`{data['backbone']}`", f"{data['pretrain']['top1']:.1f}% (4 classes)", start, _mean_pm(p),
+        pre = f"{data['pretrain']['top1']:.1f}% (4 classes, {data['pretrain']['epochs']} epochs)"
+        rows.append([_plugin_label(data), pre, start, _mean_pm(p),
                      _mean_pm(h), verdict, str(min(p["seeds"], h["seeds"]))])
         stage_sums: dict[str, list[float]] = {}
         for key, run in runs.items():
             arm = key.rsplit("_seed", 1)[0]
             for stage, seconds in run["stage_train_time_s"].items():
                 stage_sums.setdefault(f"{arm}: {stage}", []).append(seconds)
-        times.append([f"`{data['backbone']}`", "; ".join(f"{k} {statistics.mean(v):.0f} s" for k, v in
+        times.append([_plugin_label(data), "; ".join(f"{k} {statistics.mean(v):.0f} s" for k, v in
                                                          stage_sums.items())])
         notes.append(_where(data, path.stem))
         readings.append(_plugin_reading(data, p, h, seed_noise))
@@ -197,8 +212,11 @@ def hcml_plugin_section() -> list[str]:
     st_videos = st["videos_per_class"] * 8
     val_counts = {json.loads(f.read_text())["backbone"]: 8 * json.loads(f.read_text())["settings"][
         "eval_videos_per_class"] for f in files}
-    val_videos = (str(next(iter(val_counts.values()))) if len(set(val_counts.values())) == 1 else
-                  " or ".join(f"{n} (`{b}`)" for b, n in val_counts.items()))
+    by_count: dict[int, list[str]] = {}
+    for backbone, count in val_counts.items():
+        by_count.setdefault(count, []).append(f"`{backbone}`")
+    val_videos = (str(next(iter(by_count))) if len(by_count) == 1 else
+                  " or ".join(f"{n} ({', '.join(names)})" for n, names in sorted(by_count.items())))
     out = ["### HCML as a plug-in on a pretrained backbone (Moving-Digits, 2-core CPU)", ""]
     out += _table(["backbone", "pre-trained on the time-symmetric task: val top-1", "before fine-tuning: val top-1",
                    "plain fine-tune", "HCML fine-tune", "HCML - plain, above by > 2 s.e.?", "seeds"], rows)
@@ -207,7 +225,8 @@ def hcml_plugin_section() -> list[str]:
             "frames shows without their order; chance 25%), then fine-tuned on all 8 classes (each pair a time "
             f"reversal of the other; chance 12.5%) from that checkpoint, {st['epochs']} epochs in both arms: "
             "`recipes/finetune.yaml` (classification) against `recipes/hcml_finetune.yaml` (zero-initialised "
-            f"adapters; one epoch of each level stage, adapters only, then {st['epochs'] - 3} of joint training), "
+            f"adapters; one epoch of each level stage, adapters only, then {st['epochs'] - 3} of joint training; a "
+            "row naming its joint epochs gives the HCML arm that many), "
             f"the same optimiser and seed; {st['frame_size']}-px frames, {st_videos} training and "
             f"{val_videos} val videos, {st['frames']} frames {st['frame_stride']} apart. "
             "Before fine-tuning both models give the same logits (zero-initialised g). The verdict takes the larger "
