@@ -168,9 +168,12 @@ def _plugin_reading(data: dict, plain: dict, hcml: dict, seed_noise: float) -> s
     verdict = ("the adapted model ends above the plain one by more than two standard errors" if diff > noise else
                "the adapted model ends below the plain one by more than two standard errors" if diff < -noise else
                "the two arms end within noise of each other")
+    seconds = {arm: statistics.mean(sum(r["stage_train_time_s"].values()) for k, r in data["runs"].items()
+                                    if k.startswith(arm + "_seed")) for arm in ("plain", "hcml")}
     return (f"{name}{cfg} learned the kind of motion in pre-training ({pre:.1f}% on {n_pre} val videos), so its row "
             f"is the plug-in test proper: from equal logits, {verdict} ({diff:+.1f} points, 2 s.e. {noise:.1f}), "
-            f"on {n_val} val videos.")
+            f"on {n_val} val videos, training HCML {seconds['hcml']:.0f} s against plain {seconds['plain']:.0f} s "
+            "(means over seeds).")
 
 
 def hcml_plugin_section() -> list[str]:
@@ -202,7 +205,7 @@ def hcml_plugin_section() -> list[str]:
             for stage, seconds in run["stage_train_time_s"].items():
                 stage_sums.setdefault(f"{arm}: {stage}", []).append(seconds)
         times.append([_plugin_label(data), "; ".join(f"{k} {statistics.mean(v):.0f} s" for k, v in
-                                                         stage_sums.items())])
+                                                         stage_sums.items()), f"{data['load_average'][0]:.1f}"])
         notes.append(_where(data, path.stem))
         readings.append(_plugin_reading(data, p, h, seed_noise))
     if not rows:
@@ -233,7 +236,8 @@ def hcml_plugin_section() -> list[str]:
             "of two noises: 2 s.e. of the difference of two top-1s on the val videos, and 2 s.e. of the difference "
             "of the means over seeds (every seed is scored on the same val videos, so the seeds' spread alone "
             "understates it).", ""]
-    out += _table(["backbone", "training time per stage, mean over seeds (plain: its one stage)"], times)
+    out += _table(["backbone", "training time per stage, mean over seeds (plain: its one stage)",
+                   "load average (1 min) at the end, one thread per run"], times)
     out += ["", "Read with the pre-training's top-1 (chance 25%). " + " ".join(readings)]
     if missing:
         out[-1] += (" Not run on the shared 2-core CPU: " + ", ".join(f"`{b}`" for b in missing) + " (`python "
