@@ -984,12 +984,12 @@ def _mscl_diagnostics_text(main: dict) -> str:
                  + (": the run ended with every clip embedded alike (positive and negative cosines both "
                     f"{fc['logit_neg_rgb'][-1]:.2f}), a collapse" if collapsed else "")
                  + ". The keys' lag does not explain the narrowing at this budget (one seed).")
-    return text + _mscl_bn_groups_text(main_settings, main_gaps)
+    return text + _mscl_bn_groups_text(main_settings, main_gaps, main["results"]["mscl"]["runs"][0])
 
 
-def _mscl_bn_groups_text(main_settings: dict, main_gaps: list[float]) -> str:
+def _mscl_bn_groups_text(main_settings: dict, main_gaps: list[float], main_run: dict) -> str:
     """What MSCL did with BN groups, MoCo's one-process shuffled BN (``ssl_moving_digits_mscl_bn_groups_cpu.json``),
-    against the main run's cosine gaps ``main_gaps``."""
+    against the main run's cosine gaps ``main_gaps`` and its run of the same seed ``main_run``."""
     name = "ssl_moving_digits_mscl_bn_groups_cpu"
     data = _load(name)
     if not data or "mscl" not in data["results"]:
@@ -1006,9 +1006,13 @@ def _mscl_bn_groups_text(main_settings: dict, main_gaps: list[float]) -> str:
     if gaps[-1] > main_gaps[-1] + 0.05:
         return text + (f"The groups kept the gap open ({gaps[-1]:.2f} at the last step against {main_gaps[-1]:.2f}): "
                        "at this budget the shared statistics are the likelier cause of the narrowing.")
-    return text + (f"The groups did not keep it open ({gaps[-1]:.2f} at the last step against {main_gaps[-1]:.2f}): "
-                   "shared batch statistics do not explain the narrowing at this budget either (one seed); what "
-                   "does is not settled by these runs.")
+    probe = data["results"]["mscl"]["runs"][0]["probe_test_top1"]
+    main_probe, se = main_run["probe_test_top1"], data["results"]["mscl"]["runs"][0]["probe_test_se"]
+    near = abs(probe - main_probe) <= 2 * se
+    return text + (f"The groups did not keep it open ({gaps[-1]:.2f} at the last step against {main_gaps[-1]:.2f}), "
+                   f"and the probe's top-1 ({probe:.1f}%) is {'within' if near else 'beyond'} two standard errors "
+                   f"of the main run's for this seed ({main_probe:.1f}%): shared batch statistics do not explain the "
+                   "narrowing at this budget either (one seed); what does is not settled by these runs.")
 
 
 def _ssl_step_cost() -> list[str]:

@@ -62,7 +62,7 @@ def _ours(key: str) -> str:
 
 def test_hcml_finetune_recipe_trains_from_a_pretrained_tag(folder, weights, tmp_path):
     overrides = [
-        f"data.root={folder}", f"model.kwargs.backbone={TAG}", f"output_dir={tmp_path / 'run'}", "progress=false",
+        f"data.root={folder}", f"model.backbone={TAG}", f"output_dir={tmp_path / 'run'}", "progress=false",
         "max_epochs=1", "max_steps_per_epoch=2", "data.num_frames=12", "data.frame_stride=1", "data.batch_size=2",
         "data.num_workers=0", "data.hflip=false", "data.input_size=32", "data.train_short_side=[32, 40]",
         "data.test_short_side=32", "eval.n_clips=1", "eval.n_crops=1", "eval.batch_size=3",

@@ -57,6 +57,9 @@ class ModelConfig:
     a classifier of another size is left at its fresh initialisation."""
     num_classes: int | None = None
     """Classifier size; default: the number of classes of the training set."""
+    backbone: str | None = None
+    """The backbone of a model that wraps one (``hcml``: any registered name or tag; ``timm2d``: a timm model):
+    short for ``kwargs.backbone``, which it replaces."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Further keyword arguments of ``create_model`` (``drop_rate``, ``backbone`` for ``timm2d`` and ``hcml``,
     ``hcml_cfg`` for ``hcml`` and the ``hcml_*`` models, ...); a null value removes a keyword a base recipe set."""
@@ -407,8 +410,23 @@ def recipe_from_dict(raw: dict[str, Any], overrides: Sequence[str] = (), source:
     if missing:
         raise RecipeError(f"{source}: missing value for {', '.join(missing)}")
     recipe = OmegaConf.to_object(config)
+    _fold_backbone(recipe.model, source)
     _validate(recipe, source)
     return recipe
+
+
+WRAPPER_MODELS = ("hcml", "timm2d")  # the models whose ``backbone`` keyword names another model
+
+
+def _fold_backbone(model: ModelConfig, source: str) -> None:
+    """``model.backbone`` into ``model.kwargs['backbone']`` (one place for it in the resolved recipe)."""
+    if model.backbone is None:
+        return
+    if model.name not in WRAPPER_MODELS:
+        raise RecipeError(f"{source}: model.backbone is for models that wrap a backbone ({', '.join(WRAPPER_MODELS)}); "
+                          f"model.name is {model.name!r}: set model.name to the backbone instead")
+    model.kwargs["backbone"] = model.backbone
+    model.backbone = None
 
 
 def _missing_keys(config: Any, prefix: str = "") -> list[str]:
