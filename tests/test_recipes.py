@@ -330,3 +330,10 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     # and on the run folder alone: the recipe saved in the run (its overrides included), views in the file name
     assert main(["eval", str(tmp_path / "runs" / "quickstart"), "eval.n_clips=2"]) == 0
     assert "top1" in json.loads((tmp_path / "runs" / "quickstart" / "eval_2x1.json").read_text())
+
+
+def test_model_backbone_is_short_for_kwargs_backbone_of_wrapper_models():
+    recipe = load_recipe(RECIPES / "hcml_finetune.yaml", ["model.backbone=r3d_18.tv_k400"])
+    assert recipe.model.kwargs["backbone"] == "r3d_18.tv_k400" and recipe.model.backbone is None
+    with pytest.raises(RecipeError, match="model.backbone is for models that wrap a backbone"):
+        load_recipe(RECIPES / "finetune.yaml", ["model.name=r3d_18", "model.backbone=r2d_18"])
