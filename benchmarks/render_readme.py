@@ -182,9 +182,11 @@ def hcml_plugin_section() -> list[str]:
     if not files:
         return []
     rows, times, notes, readings = [], [], [], []
+    val_counts: dict[str, int] = {}  # val videos per measured backbone
     for path in files:
         data = json.loads(path.read_text())
         summary, runs, st = data["summary"], data["runs"], data["settings"]
+        val_counts[data["backbone"]] = 8 * st["eval_videos_per_class"]
         if not {"plain", "hcml"} <= set(summary):
             continue
         p, h = summary["plain"], summary["hcml"]
@@ -210,11 +212,8 @@ def hcml_plugin_section() -> list[str]:
         readings.append(_plugin_reading(data, p, h, seed_noise))
     if not rows:
         return []
-    measured = {json.loads(f.read_text())["backbone"] for f in files}
-    missing = [b for b in ("x3d_xs", "slowfast_r50", "swin3d_t", "mvit_v2_s") if b not in measured]
+    missing = [b for b in ("x3d_xs", "slowfast_r50", "swin3d_t", "mvit_v2_s") if b not in val_counts]
     st_videos = st["videos_per_class"] * 8
-    val_counts = {json.loads(f.read_text())["backbone"]: 8 * json.loads(f.read_text())["settings"][
-        "eval_videos_per_class"] for f in files}
     by_count: dict[int, list[str]] = {}
     for backbone, count in val_counts.items():
         by_count.setdefault(count, []).append(f"`{backbone}`")

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv_switch import switch_conv_forwards
+
 __all__ = ["temporal_conv_as_conv2d_applies", "use_conv2d_for_temporal_convs", "TEMPORAL_CONV_MODES",
            "default_temporal_conv_mode"]
 
@@ -63,15 +65,8 @@ def use_conv2d_for_temporal_convs(module: nn.Module) -> int:
     Returns:
         How many convolutions are switched (already switched ones included).
     """
-    count = 0
-    for conv in module.modules():
-        if not temporal_conv_as_conv2d_applies(conv):
-            continue
-        count += 1
-        # A partial of a module-level function (no reference to the module), as zoo.layers.weight_grad does.
-        conv._conv_forward = functools.partial(_conv_forward, stride=conv.stride[0], padding=conv.padding[0],
-                                               dilation=conv.dilation[0], groups=conv.groups)
-    return count
+    return switch_conv_forwards(module, temporal_conv_as_conv2d_applies, lambda conv: functools.partial(
+        _conv_forward, stride=conv.stride[0], padding=conv.padding[0], dilation=conv.dilation[0], groups=conv.groups))
 
 
 def default_temporal_conv_mode(device: torch.device | str) -> str:

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv_switch import switch_conv_forwards
+
 __all__ = ["conv_weight_grad", "weight_grad_as_conv_applies", "use_weight_grad_as_conv", "default_weight_grad_mode"]
 
 _MIN_REDUCTION = 1728  # in_channels * kernel volume: 64 x 3 x 3 x 3, 192 x 3 x 3 (the measured crossover)
@@ -122,16 +124,8 @@ def use_weight_grad_as_conv(module: nn.Module) -> int:
     Returns:
         How many convolutions are switched (already switched ones included).
     """
-    count = 0
-    for conv in module.modules():
-        if not weight_grad_as_conv_applies(conv):
-            continue
-        count += 1
-        if isinstance(conv.__dict__.get("_conv_forward"), functools.partial):
-            continue  # switched before
-        # A partial of a module-level function (no reference to the module): deepcopy and pickle keep working.
-        conv._conv_forward = functools.partial(_conv_forward, padding=tuple(conv.padding))
-    return count
+    return switch_conv_forwards(module, weight_grad_as_conv_applies,
+                                lambda conv: functools.partial(_conv_forward, padding=tuple(conv.padding)))
 
 
 def default_weight_grad_mode(device: torch.device | str) -> str:
