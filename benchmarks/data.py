@@ -24,7 +24,10 @@ workers, up to the CPU count (at most 4), timed after the first batch (worker st
 
 Writes ``benchmarks/results/<name>.json`` (default ``data_cpu``: ``env_info()``, versions, the CPU count,
 the load average before and after, the settings, per size and method the median milliseconds, clips per
-second and ratio to the floor, and the DataLoader rates) and ``<name>.png`` (the ratios).
+second and ratio to the floor (the median over clips of the clip's time over the floor's on the same clip, with
+quartiles: a clip's cost varies with its distance from the key frame before it), which of each reader's reads
+the datasets do at that size (``dataset_reads``: shrunk while decoding or full size, by the reader's rule), the
+fastest read and item, and the DataLoader rates) and ``<name>.png`` (the ratios).
 """
 from __future__ import annotations
 
@@ -48,11 +51,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS_DIR, env_info, write_result  # noqa: E402
 
 from zoo.data import create_dataset  # noqa: E402
-from zoo.data.readers import auto_readers, open_video, reader_status  # noqa: E402
+from zoo.data.readers import (  # noqa: E402
+    DecordReader,
+    PyAVReader,
+    TorchCodecReader,
+    auto_readers,
+    open_video,
+    reader_status,
+    resized_size,
+    shrink_ratio,
+)
 
 SIZES = {"240p": (240, 426), "480p": (480, 854), "720p": (720, 1280), "1080p": (1080, 1920)}
 NUM_FRAMES, FRAME_STRIDE, SHORT_SIDE = 16, 2, 320
 READERS = ("decord", "pyav", "torchcodec")
+READER_CLASSES = {"decord": DecordReader, "pyav": PyAVReader, "torchcodec": TorchCodecReader}
 TARGET_READ, TARGET_ITEM = 1.25, 1.5
 
 
@@ -164,12 +177,28 @@ def measure_clips(root: Path, csv: Path, clips: int, readers: list[str]) -> dict
                 assert out["video"].shape == (3, NUM_FRAMES, 224, 224)
             if k:
                 times[m].append(elapsed)
-    floor = statistics.median(times["floor"])
     out = {}
     for m in methods:
         med = statistics.median(times[m])
+        # Paired: a clip's cost depends on how far its start lies from the key frame before it (up to 60 frames
+        # to decode first), so each method's time is divided by the floor's on the same clip.
+        ratios = sorted(t / f for t, f in zip(times[m], times["floor"]))
+        quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
         out[m] = {"median_ms": round(1000 * med, 2), "clips_per_second": round(1 / med, 2),
-                  "ratio_to_floor": round(med / floor, 3), "clips": len(times[m])}
+                  "ratio_to_floor": round(statistics.median(ratios), 3),
+                  "ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)], "clips": len(times[m])}
+    return out
+
+
+def dataset_reads(size: str, readers: list[str]) -> dict[str, str]:
+    """Per reader, the method that is the read the datasets do at ``size``: ``<reader>`` where its rule shrinks
+    while decoding (``shrink='when_faster'``, :func:`zoo.data.readers.shrink_ratio`), else ``<reader>_full``."""
+    height, width = SIZES[size]
+    out = {}
+    for r in readers:
+        shrinks = resized_size(height, width, SHORT_SIDE, shrink_ratio(READER_CLASSES[r], "when_faster")) != (
+            height, width)
+        out[r] = r if shrinks else f"{r}_full"
     return out
 
 
@@ -258,8 +287,10 @@ def main() -> None:
             loaders = [loader_rate(ds, w, max(6, 2 * clips)) for w in workers]
             for row in loaders:
                 row["speed_up"] = round(row["clips_per_second"] / loaders[0]["clips_per_second"], 2)
-            best = min(readers, key=lambda r: methods[r]["median_ms"])
-            results[size] = {"methods": methods, "fastest_reader": best, "dataloader": loaders}
+            best = min(readers, key=lambda r: methods[r]["ratio_to_floor"])
+            best_item = min(readers, key=lambda r: methods[f"item_{r}"]["ratio_to_floor"])
+            results[size] = {"methods": methods, "fastest_reader": best, "fastest_item_reader": best_item,
+                             "dataset_reads": dataset_reads(size, readers), "dataloader": loaders}
             print(size, {m: v["ratio_to_floor"] for m, v in methods.items()}, "fastest", best, flush=True)
             print(size, "dataloader", [(r["num_workers"], r["clips_per_second"]) for r in loaders], flush=True)
     payload = {
@@ -280,7 +311,8 @@ def main() -> None:
             "sources": {s: f"{args.videos} H.264 videos {SIZES[s][1]}x{SIZES[s][0]}, {args.frames} frames at 30 fps, "
                            "key frame every 60, x264 veryfast CRF 23" for s in sizes},
             "threads": "1 decoding thread per reader (as in DataLoader workers); torch 1 thread",
-            "timing": "per clip, every method once in a shuffled order (interleaved); medians",
+            "timing": "per clip, every method once in a shuffled order (interleaved); median ms, and ratio_to_floor "
+                      "the median over clips of each clip's time / the floor's on the same clip (quartiles beside)",
         },
         "results": results,
     }

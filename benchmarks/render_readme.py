@@ -521,18 +521,30 @@ def data_section() -> list[str]:
         return f"{m['ratio_to_floor']:.2f}x ({m['clips_per_second']:.1f}/s)"
 
     short = data["settings"]["decode_short_side"]
+    paired = "ratio_quartiles" in next(iter(results.values()))["methods"]["floor"]
+    has_dataset_reads = all("dataset_reads" in r for r in results.values())
     out = ["### Video input on CPU: clip reads against the raw decode (16 frames at stride 2)", "",
            "Time per clip as a ratio to the floor, the raw decode of exactly the frames a clip needs "
            "(FFmpeg through PyAV, no conversion), with clips per second; every clip measured by every method in "
-           f"turn (`benchmarks/data.py`). Reads shrink frames to a short side of {short} while decoding (the "
-           "training transform's largest); full size: without decode-time resizing. One decoding thread each.", ""]
+           "turn (`benchmarks/data.py`"
+           + ("; a ratio is the median over clips of the clip's time over the floor's on the same clip, its "
+              "quartiles in the JSON" if paired else "") + f"). Reads shrink frames to a short side of {short} "
+           "while decoding (the training transform's largest); full size: without decode-time resizing"
+           + ("; as the datasets read: the one of the two each reader's rule picks at that size "
+              "(`zoo.data.readers.shrink_ratio`, s: shrunk, f: full size)" if has_dataset_reads else "")
+           + ". One decoding thread each.", ""]
     rows = []
     for size, r in results.items():
         m = r["methods"]
+        used = [" / ".join(f"{m[r['dataset_reads'][x]]['ratio_to_floor']:.2f}x "
+                           f"{'f' if r['dataset_reads'][x].endswith('_full') else 's'}" for x in readers)
+                ] if has_dataset_reads else []
         rows.append([size, f"{m['floor']['clips_per_second']:.1f}/s", *(cell(m[x]) for x in readers),
-                     " / ".join(f"{m[f'{x}_full']['ratio_to_floor']:.2f}x" for x in readers)])
+                     " / ".join(f"{m[f'{x}_full']['ratio_to_floor']:.2f}x" for x in readers), *used])
     full_names = " / ".join(names[x] for x in readers)
-    out += _table(["source", "raw decode", *(names[x] for x in readers), f"full size ({full_names})"], rows)
+    used_header = [f"as the datasets read ({full_names})"] if has_dataset_reads else []
+    out += _table(["source", "raw decode", *(names[x] for x in readers), f"full size ({full_names})",
+                   *used_header], rows)
     workers = [w["num_workers"] for w in next(iter(results.values()))["dataloader"]]
     has_full = all(f"item_{x}_full" in r["methods"] for r in results.values() for x in readers)
     rows = []
@@ -556,10 +568,20 @@ def data_section() -> list[str]:
     ok_reads = [f"{names[x]} at {size}" for size, x, v in reads if v <= targets["read_ratio"]]
     ok_items = [f"{names[x]} at {size}" for size, x, v in items if v <= targets["item_ratio"]]
     fastest = ", ".join(f"{size}: {names[r['fastest_reader']]}" for size, r in results.items())
-    out += ["", f"Targets: a read within {targets['read_ratio']}x of the raw decode: met by "
-            f"{len(ok_reads)} of {len(reads)} ({', '.join(ok_reads) or 'none'}); an item within "
+    reads_text = (f"Targets: a read within {targets['read_ratio']}x of the raw decode: shrunk while decoding, met by "
+                  f"{len(ok_reads)} of {len(reads)} ({', '.join(ok_reads) or 'none'})")
+    if has_dataset_reads:
+        used = [(size, x, r["methods"][r["dataset_reads"][x]]["ratio_to_floor"]) for size, r in results.items()
+                for x in readers]
+        ok_used = [f"{names[x]} at {size}" for size, x, v in used if v <= targets["read_ratio"]]
+        reads_text += f"; as the datasets read, met by {len(ok_used)} of {len(used)} ({', '.join(ok_used) or 'none'})"
+    fastest_items = ""
+    if all("fastest_item_reader" in r for r in results.values()):
+        fastest_items = "; fastest item: " + ", ".join(f"{size}: {names[r['fastest_item_reader']]}"
+                                                       for size, r in results.items())
+    out += ["", f"{reads_text}; an item within "
             f"{targets['item_ratio']}x: met by {len(ok_items)} of {len(items)} ({', '.join(ok_items) or 'none'}). "
-            f"Fastest read per source: {fastest}; `reader: auto` tries "
+            f"Fastest read (shrunk) per source: {fastest}{fastest_items}; `reader: auto` tries "
             f"{', '.join(names[x] for x in data['auto_order'])}, in that order."]
     if data.get("unavailable_readers"):
         out[-1] += " Not measured: " + "; ".join(f"{k} ({v})" for k, v in data["unavailable_readers"].items()) + "."

@@ -103,7 +103,8 @@ def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.0
     else:
         raise ValueError(f"unknown method {method!r}")
     return {
-        "name": f"ssl_{method}", "seed": SEED, "output_dir": str(out), "device": "cpu", "threads": 2,
+        "name": f"ssl_{method}", "seed": SEED, "output_dir": str(out), "device": "cpu",
+        "threads": torch.get_num_threads(),
         "progress": False, "log_every": 1, "max_steps_per_epoch": math.ceil(stage_steps / epochs),
         "model": model,
         "data": {"kind": "moving_digits", "num_frames": FRAMES, "frame_stride": STRIDE, "input_size": SIZE,
@@ -221,8 +222,8 @@ def mark_stopped(name: str, why: str) -> None:
 
 def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name: str,
         budget_min: float | None = None, lr: float = 0.05, key_momentum: float | None = None,
-        bn_groups: int = 1) -> dict[str, Any]:
-    torch.set_num_threads(2)
+        bn_groups: int = 1, threads: int = 2) -> dict[str, Any]:
+    torch.set_num_threads(threads)
     moco_cfg: dict[str, Any] = {} if key_momentum is None else {"momentum": key_momentum}
     if bn_groups != 1:
         moco_cfg["bn_groups"] = bn_groups
@@ -240,7 +241,7 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
                      "optimizer": f"sgd lr {lr:g} per 8 videos, momentum 0.9, wd 1e-4, cosine, 10% warm-up, clip 5",
                      "key_momentum": "official (MSCL 0.994 rising to 1, MCL 0.999)" if key_momentum is None
                      else f"{key_momentum:g} (MSCL: the start of its cosine rise to 1)",
-                     "bn_groups": bn_groups,
+                     "bn_groups": bn_groups, "threads": threads,
                      "probe": "logistic regression on standardised pooled features, train -> test split",
                      "knn": "k = 5, cosine, train split as the gallery",
                      "standard_errors": "over seeds (std / sqrt(seeds)), never below the binomial error of the "
@@ -297,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="MSCL's and MCL's key-encoder momentum (default: the official ones)")
     parser.add_argument("--bn-groups", type=int, default=1,
                         help="MSCL's and MCL's BN groups per batch (MoCo's one-process shuffled BN; default 1)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads of the training and the probes")
     parser.add_argument("--budget-min", type=float, default=None,
                         help="start no new run after this many minutes (the file's status says so)")
     parser.add_argument("--mark-stopped", metavar="WHY", default=None,
@@ -306,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         mark_stopped(args.name, args.mark_stopped)
         return
     run(args.steps, args.batch_size, args.seeds, args.methods, args.name, args.budget_min, args.lr, args.key_momentum,
-        args.bn_groups)
+        args.bn_groups, args.threads)
     print(RESULTS_DIR / f"{args.name}.json")
 
 
