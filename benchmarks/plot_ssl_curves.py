@@ -40,8 +40,10 @@ def plot(name: str, seed: int) -> Path:
     runs = {m: next((r for r in e["runs"] if r["seed"] == seed), None) for m, e in data["results"].items()
             if m != "random"}
     runs = {m: r for m, r in runs.items() if r and "curves" in r}
-    fig, axes = plt.subplots(2, 3, figsize=(16, 8.5), squeeze=False)
-    for col, method in enumerate(("hcml", "mscl", "mcl")):
+    planned = data["settings"].get("methods", ["hcml", "mscl", "mcl"])  # a column per method the job ran or meant to
+    methods = [m for m in ("hcml", "mscl", "mcl") if m in planned]
+    fig, axes = plt.subplots(2, len(methods), figsize=(max(8.0, 16 * len(methods) / 3), 8.5), squeeze=False)
+    for col, method in enumerate(methods):
         top, bottom = axes[0][col], axes[1][col]
         run = runs.get(method)
         if run is None:
@@ -78,7 +80,7 @@ def plot(name: str, seed: int) -> Path:
         bottom.legend(fontsize=7)
     st = data["settings"]
     fig.suptitle(f"{st['backbone']}, {st['steps']} steps of {st['batch_size']} videos, queue {st['queue_size']} "
-                 f"(benchmarks/results/{name}.json)")
+                 f"(benchmarks/results/{name}.json)", fontsize=9)
     fig.tight_layout()
     out = RESULTS_DIR / f"{name}.png"
     fig.savefig(out, dpi=90)
