@@ -208,7 +208,9 @@ class DecordReader(VideoReader):
         shrink: as for :func:`open_video`.
     """
 
-    shrink_from = 2.0  # benchmarks/results/data_check_cpu.json
+    # benchmarks/results/data_check_cpu.json; data_cpu.json (paired per clip) found 720p (2.25x) slower shrunk: near
+    # the crossover for decord, which the two runs place on either side of 720p.
+    shrink_from = 2.0
 
     def __init__(self, path: str | os.PathLike, num_threads: int = 1, short_side: int | None = None,
                  shrink: str = "always"):
