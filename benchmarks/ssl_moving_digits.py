@@ -78,9 +78,10 @@ QUEUE = 256
 
 
 def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.05,
-            moco_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+            moco_cfg: dict[str, Any] | None = None, mscl_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
     """The zoo recipe of one self-supervised run (``moco_cfg``: settings of MSCL's and MCL's objectives beyond
-    the defaults, e.g. their key encoders' ``momentum`` or ``bn_groups``)."""
+    the defaults, e.g. their key encoders' ``momentum`` or ``bn_groups``; ``mscl_cfg``: MSCL's alone, e.g. its
+    ``loss_weights``)."""
     # A stage of n steps is ceil(n / batches per epoch) epochs cut to n steps in all; its warm-up is 10% of
     # them, and so is MCL's MAL warm-up.
     model: dict[str, Any] = {"name": "r3d_18"}
@@ -94,7 +95,7 @@ def _recipe(method: str, steps: int, batch_size: int, out: Path, lr: float = 0.0
                   for lv in (1, 2, 3)]
     elif method == "mscl":
         cfg = {"queue_size": QUEUE, "flow": {"provider": "farneback", "gap": 2, "adjacent": 8, "progress": False},
-               **moco_cfg}
+               **moco_cfg, **(mscl_cfg or {})}
         stages = [{"name": "mscl", "objective": "mscl", "objective_cfg": cfg, **stage}]
     elif method == "mcl":
         cfg = {"queue_size": QUEUE, "flow": {"provider": "farneback", "gap": 1, "adjacent": 1, "progress": False},
@@ -152,9 +153,9 @@ def _curves(records: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 
 def train_one(method: str, seed: int, steps: int, batch_size: int, tmp: Path, lr: float = 0.05,
-              moco_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+              moco_cfg: dict[str, Any] | None = None, mscl_cfg: dict[str, Any] | None = None) -> dict[str, Any]:
     """Pre-train one method with one seed; its probe figures, curves and step times."""
-    recipe = _recipe(method, steps, batch_size, tmp / f"{method}_{seed}", lr, moco_cfg)
+    recipe = _recipe(method, steps, batch_size, tmp / f"{method}_{seed}", lr, moco_cfg, mscl_cfg)
     recipe["seed"] = seed
     recipe["name"] = f"ssl_{method}_{seed}"
     recipe = recipe_from_dict(recipe, source=method)
@@ -222,9 +223,10 @@ def mark_stopped(name: str, why: str) -> None:
 
 def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name: str,
         budget_min: float | None = None, lr: float = 0.05, key_momentum: float | None = None,
-        bn_groups: int = 1, threads: int = 2) -> dict[str, Any]:
+        bn_groups: int = 1, threads: int = 2, mscl_loss_weights: dict[str, float] | None = None) -> dict[str, Any]:
     torch.set_num_threads(threads)
     moco_cfg: dict[str, Any] = {} if key_momentum is None else {"momentum": key_momentum}
+    mscl_cfg = {"loss_weights": mscl_loss_weights} if mscl_loss_weights else {}
     if bn_groups != 1:
         moco_cfg["bn_groups"] = bn_groups
     job_start = start = time.perf_counter()
@@ -242,6 +244,7 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
                      "key_momentum": "official (MSCL 0.994 rising to 1, MCL 0.999)" if key_momentum is None
                      else f"{key_momentum:g} (MSCL: the start of its cosine rise to 1)",
                      "bn_groups": bn_groups, "threads": threads,
+                     "mscl_loss_weights": mscl_loss_weights or "official (every term 1)",
                      "probe": "logistic regression on standardised pooled features, train -> test split",
                      "knn": "k = 5, cosine, train split as the gallery",
                      "standard_errors": "over seeds (std / sqrt(seeds)), never below the binomial error of the "
@@ -274,7 +277,7 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
                     payload["status"] = f"stopped: the budget of {budget_min} minutes was spent"
                     save()
                     return payload
-                run_result = train_one(method, seed, steps, batch_size, Path(tmp), lr, moco_cfg)
+                run_result = train_one(method, seed, steps, batch_size, Path(tmp), lr, moco_cfg, mscl_cfg)
                 entry = results.setdefault(method, {"runs": []})
                 entry["runs"].append(run_result)
                 entry["summary"] = summarise(entry["runs"])
@@ -283,6 +286,16 @@ def run(steps: int, batch_size: int, seeds: list[int], methods: list[str], name:
     payload["status"] = "done"
     save()
     return payload
+
+
+def _weights(text: str | None) -> dict[str, float] | None:
+    """``'cross=0,cross_rotated=0'`` -> ``{'cross': 0.0, 'cross_rotated': 0.0}``."""
+    if not text:
+        return None
+    pairs = [item.split("=", 1) for item in text.split(",")]
+    if any(len(p) != 2 for p in pairs):
+        raise SystemExit(f"--mscl-loss-weights takes TERM=WEIGHT,...; got {text!r}")
+    return {k.strip(): float(v) for k, v in pairs}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -299,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bn-groups", type=int, default=1,
                         help="MSCL's and MCL's BN groups per batch (MoCo's one-process shuffled BN; default 1)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of the training and the probes")
+    parser.add_argument("--mscl-loss-weights", default=None, metavar="TERM=W,...",
+                        help="MSCL's term weights (zoo.methods.mscl.MSCL_TERMS; default: the official, all 1)")
     parser.add_argument("--budget-min", type=float, default=None,
                         help="start no new run after this many minutes (the file's status says so)")
     parser.add_argument("--mark-stopped", metavar="WHY", default=None,
@@ -308,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         mark_stopped(args.name, args.mark_stopped)
         return
     run(args.steps, args.batch_size, args.seeds, args.methods, args.name, args.budget_min, args.lr, args.key_momentum,
-        args.bn_groups, args.threads)
+        args.bn_groups, args.threads, _weights(args.mscl_loss_weights))
     print(RESULTS_DIR / f"{args.name}.json")
 
 

@@ -199,6 +199,35 @@ def test_objective_terms_keys_and_queues(overfit):
         objective(overfit["clips"][:3])
 
 
+def test_loss_weights_weigh_the_terms_and_a_zero_weight_trains_nothing():
+    torch.manual_seed(0)
+    objective = _objective(loss_weights={"cross": 0.0, "cross_rotated": 0.0, "lmcl": 2.5})
+    assert "cross_weight=0" in repr(objective) and "lmcl_weight=2.5" in repr(objective)
+    clips = _views()
+    torch.manual_seed(1)
+    out = objective(clips)
+    expected = out["loss_rgb"] + out["loss_flow"] + out["loss_flow_rotated"] + 2.5 * out["loss_lmcl"]
+    torch.testing.assert_close(out["loss"], expected)
+    assert out["loss_cross"] > 0  # still computed and logged
+    # The RGB projection feeds the RGB term and the RGB-query cross terms only (LMCL reads the backbone's map,
+    # keys carry no gradient): with the cross terms at weight 0 its gradient is the RGB term's alone.
+    objective.zero_grad()
+    out["loss"].backward(retain_graph=True)
+    weighted = objective.rgb_proj[0].weight.grad.clone()
+    objective.zero_grad()
+    out["loss_rgb"].backward()
+    torch.testing.assert_close(objective.rgb_proj[0].weight.grad, weighted)
+    assert weighted.abs().sum() > 0
+
+
+@pytest.mark.parametrize("weights, match", [({"cros": 0.0}, "unknown MSCL loss terms"),
+                                            ({"rgb": -1.0}, "finite and >= 0"),
+                                            ({"flow": float("nan")}, "finite and >= 0")])
+def test_loss_weights_refuse_unknown_terms_and_bad_values(weights, match):
+    with pytest.raises(ValueError, match=match):
+        _objective(loss_weights=weights)
+
+
 def test_loss_falls_when_a_tiny_batch_is_overfit(overfit):
     losses = [out["loss"].item() for out in overfit["outputs"]]
     assert losses[-1] < 0.8 * losses[0], losses

@@ -28,7 +28,8 @@ second encoder on optical flow (``r2d_18`` on 2 channels), as the official code
   channels per step (RGB: conv1d-ReLU-conv1d, flow: conv1d), L2-normalised; each RGB step is
   classified among the ``2 t`` steps of the original and rotated flow by cosine similarity / 0.07,
   the positive being the same step of the original flow.
-- Total: the sum of the seven clip-level losses and LMCL, each weight 1 (the official weights).
+- Total: the sum of the seven clip-level losses and LMCL, each weight 1 (the official weights;
+  ``loss_weights`` changes them, for ablations: :data:`MSCL_TERMS`).
 
 Where we differ from the official code:
 
@@ -105,6 +106,8 @@ from .moco import (
 
 __all__ = [
     "MSCLObjective",
+    "MSCL_TERMS",
+    "check_loss_weights",
     "MDSSampler",
     "MSCLView",
     "fra_angles",
@@ -196,6 +199,24 @@ def normalize_flow(flow: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 # The objective
 
 
+MSCL_TERMS = ("rgb", "flow", "flow_rotated", "cross", "cross_rotated", "lmcl")
+
+
+def check_loss_weights(weights: dict[str, float] | None) -> dict[str, float]:
+    """Every one of :data:`MSCL_TERMS` with its weight in the total: 1 (the official) unless ``weights`` names it."""
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(MSCL_TERMS))
+    if unknown:
+        raise ValueError(f"unknown MSCL loss terms {unknown}; the terms are {list(MSCL_TERMS)}")
+    out = {}
+    for name in MSCL_TERMS:
+        w = float(weights.get(name, 1.0))
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"the weight of MSCL's {name!r} term must be finite and >= 0; got {weights[name]!r}")
+        out[name] = w
+    return out
+
+
 @register_objective("mscl")
 class MSCLObjective(Objective):
     """MSCL's loss (see the module docstring); an ``nn.Module`` holding the flow encoder, the key encoders,
@@ -218,6 +239,9 @@ class MSCLObjective(Objective):
         mds_clip_len, mds_stride: MDS clip scores (8 flow frames, 4 apart).
         shuffle_bn: MoCo's shuffled BN for the keys under DDP (on; module docstring).
         bn_groups: groups of a process's batch with their own BN statistics (1; ``SplitBatchNorm``).
+        loss_weights: weights of the terms in the total, by :data:`MSCL_TERMS` name (``cross`` and
+            ``cross_rotated`` weigh both directions); unnamed terms keep the official weight 1. For
+            ablations: a term of weight 0 is still computed and logged but trains nothing.
         backend: ``zoo.kernels.info_nce`` backend.
 
     Called on ``clips (B * 2, 5, T, S, S)`` (query and key views of each video, RGB then flow, as
@@ -252,10 +276,13 @@ class MSCLObjective(Objective):
         mds_stride: int = 4,
         shuffle_bn: bool = True,
         bn_groups: int = 1,
+        loss_weights: dict[str, float] | None = None,
         backend: str = "auto",
     ):
         super().__init__(model)
         from .._factory import create_model
+
+        self.loss_weights = check_loss_weights(loss_weights)
 
         if temperature <= 0 or not 0 <= momentum <= 1 or lmcl_steps < 1:
             raise ValueError(f"need temperature > 0, momentum in [0, 1], lmcl_steps >= 1; got {temperature}, "
@@ -395,7 +422,9 @@ class MSCLObjective(Objective):
         self.rgb_queue.push(k_rgb)
         self.flow_queue.push(k_flow)
         loss_cross, loss_cross_rot = loss_rf + loss_fr, loss_rf_rot + loss_fr_rot
-        total = loss_rgb + loss_flow + loss_rot + loss_cross + loss_cross_rot + loss_lmcl
+        terms = {"rgb": loss_rgb, "flow": loss_flow, "flow_rotated": loss_rot, "cross": loss_cross,
+                 "cross_rotated": loss_cross_rot, "lmcl": loss_lmcl}
+        total = sum(self.loss_weights[k] * v for k, v in terms.items())
         with torch.no_grad():
             acc_lmcl = (logits.argmax(1) == step_target).float().mean()
         return {"loss": total, "loss_rgb": loss_rgb, "loss_flow": loss_flow, "loss_flow_rotated": loss_rot,
@@ -411,4 +440,5 @@ class MSCLObjective(Objective):
     def __repr__(self) -> str:
         return (f"MSCLObjective(flow_model={type(self.flow_model).__name__}, queue_size={self.rgb_queue.size}, "
                 f"temperature={self.temperature}, lmcl_level={self.lmcl_level}, lmcl_steps={self.lmcl_steps}, "
-                f"shuffle_bn={self.shuffle_bn}, bn_groups={self.bn_groups})")
+                f"shuffle_bn={self.shuffle_bn}, bn_groups={self.bn_groups}"
+                + "".join(f", {k}_weight={w:g}" for k, w in self.loss_weights.items() if w != 1.0) + ")")
