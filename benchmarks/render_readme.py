@@ -1177,7 +1177,9 @@ def _mscl_bn_groups_text(main_settings: dict, main_gaps: list[float], main_run: 
     return text + (f"The groups did not keep it open ({gaps[-1]:.2f} at the last step against {main_gaps[-1]:.2f}), "
                    f"and the probe's top-1 ({probe:.1f}%) is {'within' if near else 'beyond'} two standard errors "
                    f"of the main run's for this seed ({main_probe:.1f}%): shared batch statistics do not explain the "
-                   "narrowing at this budget either (one seed); what does is not settled by these runs.")
+                   "narrowing at this budget either (one seed); "
+                   + ("the longer budget and the ablations below place it in MoCo on the RGB clips itself."
+                      if _load("ssl_moving_digits_mscl_rgb_only_cpu") else "what does is not settled by these runs."))
 
 
 def _ssl_step_cost() -> list[str]:
