@@ -55,25 +55,26 @@ def test_the_rule_switches_only_temporal_kernels():
 
 def test_a_switched_r2plus1d_keeps_outputs_gradients_and_copies():
     """r2plus1d_18: its temporal convolutions switch; outputs and gradients as before, the same state_dict, through
-    deepcopy and pickle; idempotent. Batch norms in eval mode: in train mode, at a batch this small (2 clips, one
-    time step by layer4), float32 gradients are ill-conditioned, plain and switched alike about 20% from a
-    float64 reference, while in float64 the two agree exactly."""
+    deepcopy and pickle; idempotent. In float64, where the switch's arithmetic is compared and not the two
+    backends' float32 rounding: a whole random-init network amplifies that rounding (in float32, at 2 clips and
+    one thread, the stem's gradients of the two paths differ by about 1e-3 of their norm on an AVX2 host, while
+    each switched convolution alone agrees to float32 precision, ``test_outputs_and_gradients_equal_conv3d``)."""
     torch.manual_seed(0)
-    plain = create_model("r2plus1d_18", num_classes=3).eval()
+    plain = create_model("r2plus1d_18", num_classes=3).eval().double()
     model = copy.deepcopy(plain)
     count = use_conv2d_for_temporal_convs(model)
     expected = sum(temporal_conv_as_conv2d_applies(m) for m in plain.modules())
     assert count == expected > 0 and use_conv2d_for_temporal_convs(model) == count
     assert model.state_dict().keys() == plain.state_dict().keys()
-    x, y = torch.randn(2, 3, 8, 32, 32), torch.tensor([0, 2])
+    x, y = torch.randn(2, 3, 8, 32, 32, dtype=torch.float64), torch.tensor([0, 2])
     for m in (plain, model):
         nn.functional.cross_entropy(m(x), y).backward()
     for (name, a), b in zip(plain.named_parameters(), model.parameters()):
-        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5, msg=name)
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-9, atol=1e-12, msg=name)
     for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
         assert sum("_conv_forward" in m.__dict__ for m in clone.modules()) == count
         with torch.no_grad():
-            torch.testing.assert_close(clone.eval()(x), plain.eval()(x), rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(clone.eval()(x), plain.eval()(x), rtol=1e-9, atol=1e-12)
 
 
 def test_channels_last_inputs_and_compiled_switched_convs_agree():
@@ -120,4 +121,9 @@ def test_the_engine_switches_and_trains_to_the_same_loss(tmp_path, monkeypatch):
                                                   conv_weight_grad="native", max_steps_per_epoch=2))
         seen[setting], losses[setting] = train_counting_switched_convs(recipe, monkeypatch)
     assert seen["native"] == 0 and seen["conv2d"] > 0
-    assert len(losses["conv2d"]) == 2 and losses["conv2d"] == pytest.approx(losses["native"], rel=1e-3)
+    assert len(losses["conv2d"]) == 2
+    # the first loss: the same weights and batch through both paths; the second, after one step, carries the
+    # gradients' float32 rounding, which r2plus1d_18 at 2 clips in train mode amplifies (about 20% from a float64
+    # reference for either path; 0.2% apart in the second loss on an AVX2 host): a wrong backward moves it far more
+    assert losses["conv2d"][0] == pytest.approx(losses["native"][0], rel=1e-5)
+    assert losses["conv2d"][1] == pytest.approx(losses["native"][1], rel=1e-2)
