@@ -955,59 +955,93 @@ LONG_BUDGET_FILES = {"mscl": "ssl_moving_digits_mscl_960_cpu", "mcl": "ssl_movin
 
 
 def _ssl_long_budget(main: dict) -> list[str]:
-    """MSCL and MCL with a longer budget than the main comparison's, one seed each (``LONG_BUDGET_FILES``), read
-    against the main run of the same seed: cosines, the main contrastive term against its chance level, the probe
-    and kNN against random init."""
+    """MSCL and MCL with a longer budget than the main comparison's (``LONG_BUDGET_FILES``: one seed, or several
+    merged), each seed read against the main run of the same seed: cosines, the main contrastive term against its
+    chance level, the probe and kNN against random init; the mean over the seeds against random init."""
     runs = {m: _load(name) for m, name in LONG_BUDGET_FILES.items()}
     runs = {m: d for m, d in runs.items() if d and m in d["results"]}
     if not runs:
         return []
     first = next(iter(runs.values()))["settings"]
+
+    def seeds_text(data: dict) -> str:
+        seeds = data["settings"]["seeds"]
+        return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+
     out = [f"#### MSCL and MCL with {first['steps']} steps", "",
            f"The same benchmark with {first['steps']} steps in place of {main['settings']['steps']} (all else as "
-           f"above: lr, schedule, queues, data), one seed, one thread per run; the two runs shared the 2 cores. "
-           "Against the main run's steps of the same seed:", ""]
+           f"above: lr, schedule, queues, data; " + "; ".join(f"{m.upper()} {seeds_text(d)}" for m, d in runs.items())
+           + "), one thread per run, two runs at a time on the 2 cores. Each seed against the main run's steps of "
+           "the same seed:", ""]
     rows, readings = [], []
     for m, data in runs.items():
-        st, run = data["settings"], data["results"][m]["runs"][0]
-        c, cmp = run["curves"], data["comparison"][m]
+        st, cmp = data["settings"], data["comparison"][m]
         pos, neg, term = (("logit_pos_rgb", "logit_neg_rgb", "loss_rgb") if m == "mscl"
                           else ("logit_pos", "logit_neg", "loss_inter_same"))
-        gaps = [p - n for p, n in zip(c[pos], c[neg])]
-        best = max(range(len(gaps)), key=gaps.__getitem__)
-        main_run = next(x for x in main["results"][m]["runs"] if x["seed"] == run["seed"])
-        main_random = next(x for x in main["results"]["random"]["runs"] if x["seed"] == run["seed"])
-        mc = main_run["curves"]
-        main_gaps = [p - n for p, n in zip(mc[pos], mc[neg])]
         chance = math.log(st["queue_size"] + st["batch_size"])
+        randoms = {x["seed"]: x for x in data["results"]["random"]["runs"]}
+        per_seed = []
         probe, knn = cmp["probe_test_top1"], cmp["knn_top1@5"]
-        rows.append([m.upper(), f"{st['steps']} (seed {run['seed']})",
-                     f"{c[pos][-1]:.2f} / {c[neg][-1]:.2f}",
-                     f"{gaps[best]:.2f} at step {int(c['step'][best])}, {gaps[-1]:.2f} at the last",
-                     f"`{term}` {c[term][-1]:.2f} (chance {chance:.2f})",
-                     f"{run['probe_test_top1']:.1f}% ({probe['difference']:+.1f}, 2 s.e. {probe['two_se']:.1f})",
-                     f"{run['knn_top1@5']:.1f}% ({knn['difference']:+.1f}, 2 s.e. {knn['two_se']:.1f})",
-                     f"{run['train_wall_time_s'] / 60:.1f} min"])
-        rows.append(["", f"{main['settings']['steps']} (seed {run['seed']}, main run)",
-                     f"{mc[pos][-1]:.2f} / {mc[neg][-1]:.2f}",
-                     f"{max(main_gaps):.2f}, {main_gaps[-1]:.2f} at the last",
-                     f"`{term}` {mc[term][-1]:.2f}",
-                     f"{main_run['probe_test_top1']:.1f}% "
-                     f"({main_run['probe_test_top1'] - main_random['probe_test_top1']:+.1f})",
-                     f"{main_run['knn_top1@5']:.1f}% ({main_run['knn_top1@5'] - main_random['knn_top1@5']:+.1f})",
-                     "-"])
-        closes = gaps[-1] < 0.5 * gaps[best] and best < 0.8 * len(gaps)
+        single = len(data["results"][m]["runs"]) == 1  # then the comparison is this run's, with its errors
+
+        def against(run: dict, rnd: dict, key: str, figure: dict, single: bool = single) -> str:
+            if single:
+                return f"{run[key]:.1f}% ({figure['difference']:+.1f}, 2 s.e. {figure['two_se']:.1f})"
+            return f"{run[key]:.1f}% ({run[key] - rnd[key]:+.1f})"
+
+        for run in data["results"][m]["runs"]:
+            c = run["curves"]
+            gaps = [p - n for p, n in zip(c[pos], c[neg])]
+            best = max(range(len(gaps)), key=gaps.__getitem__)
+            per_seed.append((run, c, gaps, best))
+            rnd = randoms[run["seed"]]
+            rows.append([m.upper() if len(per_seed) == 1 else "", f"{st['steps']} (seed {run['seed']})",
+                         f"{c[pos][-1]:.2f} / {c[neg][-1]:.2f}",
+                         f"{gaps[best]:.2f} at step {int(c['step'][best])}, {gaps[-1]:.2f} at the last",
+                         f"`{term}` {c[term][-1]:.2f} (chance {chance:.2f})",
+                         against(run, rnd, "probe_test_top1", probe), against(run, rnd, "knn_top1@5", knn),
+                         f"{run['train_wall_time_s'] / 60:.1f} min"])
+            main_run = next((x for x in main["results"][m]["runs"] if x["seed"] == run["seed"]), None)
+            if main_run is None:
+                continue
+            main_random = next(x for x in main["results"]["random"]["runs"] if x["seed"] == run["seed"])
+            mc = main_run["curves"]
+            main_gaps = [p - n for p, n in zip(mc[pos], mc[neg])]
+            rows.append(["", f"{main['settings']['steps']} (seed {run['seed']}, main run)",
+                         f"{mc[pos][-1]:.2f} / {mc[neg][-1]:.2f}",
+                         f"{max(main_gaps):.2f}, {main_gaps[-1]:.2f} at the last",
+                         f"`{term}` {mc[term][-1]:.2f}",
+                         f"{main_run['probe_test_top1']:.1f}% "
+                         f"({main_run['probe_test_top1'] - main_random['probe_test_top1']:+.1f})",
+                         f"{main_run['knn_top1@5']:.1f}% ({main_run['knn_top1@5'] - main_random['knn_top1@5']:+.1f})",
+                         "-"])
+        summary = data["results"][m]["summary"]
+        if not single:
+            rows.append(["", f"{st['steps']}, mean of {len(per_seed)} seeds", "", "", "",
+                         f"{summary['probe_test_top1']['mean']:.1f}% ({probe['difference']:+.1f}, 2 s.e. "
+                         f"{probe['two_se']:.1f})",
+                         f"{summary['knn_top1@5']['mean']:.1f}% ({knn['difference']:+.1f}, 2 s.e. {knn['two_se']:.1f})",
+                         ""])
+        run, c, gaps, best = per_seed[0]
+        main_run = next((x for x in main["results"][m]["runs"] if x["seed"] == run["seed"]), None)
+        mc = main_run["curves"] if main_run else None
+        main_gaps = [p - n for p, n in zip(mc[pos], mc[neg])] if mc else [0.0]
+        closing = [g[-1] < 0.5 * g[b] and b < 0.8 * len(g) for _, _, g, b in per_seed]
+        closes = closing[0]
         beats = probe["difference"] > probe["two_se"]
         main_beats = main["comparison"][m]["probe_test_top1"]["beats_random"]
-        text = (f"{m.upper()}: with {st['steps'] // main['settings']['steps']}x the steps the gap "
+        which = f" (seed {run['seed']}" + ("" if len(per_seed) == 1 else
+                                          f"; the gap {'closed' if closes else 'kept open'} in "
+                                          f"{sum(x == closes for x in closing)} of {len(per_seed)} seeds") + ")"
+        text = (f"{m.upper()}{which}: with {st['steps'] // main['settings']['steps']}x the steps the gap "
                 + (f"opened (at most {gaps[best]:.2f}, at step {int(c['step'][best])}) and closed again "
                    f"({gaps[-1]:.2f} at the last step), its `{term}` back at {c[term][-1]:.2f} against the chance "
                    f"level {chance:.2f}: the narrowing is not a matter of budget, it came back at both budgets "
                    "tried" if closes else
                    f"kept widening to the end (at most {gaps[best]:.2f}, at step {int(c['step'][best])}; "
-                   f"{max(main_gaps):.2f} in 240 steps) and its `{term}` fell below the chance level "
-                   f"({c[term][-1]:.2f} against {chance:.2f}): it learns, slowly"))
-        if m == "mscl" and "logit_pos_flow" in c:
+                   f"{max(main_gaps):.2f} in {main['settings']['steps']} steps) and its `{term}` fell below the "
+                   f"chance level ({c[term][-1]:.2f} against {chance:.2f}): it learns, slowly"))
+        if m == "mscl" and "logit_pos_flow" in c and mc:
             late = _late_gap  # mean over the last 20 logged steps: the cosines are noisy step to step
             tail = 20
             text += (f". The flow encoder's gap stays open (mean over the last {tail} steps: flow "
@@ -1015,13 +1049,14 @@ def _ssl_long_budget(main: dict) -> list[str]:
                      f"in {main['settings']['steps']} steps flow {late(mc, 'flow'):.2f}, RGB {late(mc, 'rgb'):.2f}, "
                      f"cross {late(mc, 'cross'):.2f}): what narrows is the RGB encoder's side, in its own and in the "
                      "cross terms")
-        text += (f"; its probe beats random init by more than two standard errors (the test videos' binomial ones: "
-                 f"one seed) at {st['steps']} steps" + (" as at the main budget" if main_beats else
-                                                        f", which the main budget's {main['settings']['steps']} "
-                                                        "steps did not (there its gap stayed within "
-                                                        f"{max(main_gaps):.2f})") + "."
-                 if beats else f"; its probe stays within two standard errors of random init at {st['steps']} "
-                 "steps.")
+        errors = ("the test videos' binomial ones: one seed" if len(per_seed) == 1
+                  else f"over {len(per_seed)} seeds")
+        text += (f"; its probe beats random init by more than two standard errors ({errors}) at {st['steps']} steps"
+                 + (" as at the main budget" if main_beats else
+                    f", which the main budget's {main['settings']['steps']} steps did not (there its gap stayed "
+                    f"within {max(main_gaps):.2f})") + "."
+                 if beats else f"; its probe stays within two standard errors ({errors}) of random init at "
+                 f"{st['steps']} steps.")
         readings.append(text)
     out += _table(["method", "steps", "last positive / mean negative cosine", "their gap: largest, last",
                    "last main term", "probe top-1 (vs random init)", "kNN top-1 (vs random init)", "training"], rows)
@@ -1182,6 +1217,39 @@ def _mscl_bn_groups_text(main_settings: dict, main_gaps: list[float], main_run: 
                       if _load("ssl_moving_digits_mscl_rgb_only_cpu") else "what does is not settled by these runs."))
 
 
+def _ssl_step_flops(prof: dict) -> str:
+    """The step's arithmetic (``FlopCounterMode``) and its rate: is the time over 2x work or overhead?"""
+    gflop, steps, ratio = prof["gflop_per_step"], prof["step_s_median"], prof["flop_ratio_to_hcml"]
+    levels = [f"hcml_level{lv}" for lv in (1, 2, 3)]
+    level_gflop = sum(gflop[k] for k in levels) / len(levels)
+    level_rate = sum(gflop[k] for k in levels) / sum(steps[k] for k in levels)
+    rate = prof["gflop_per_s"]
+    text = (f"Counted arithmetic (`torch.utils.flop_counter`: the matrix products and convolutions of one step, "
+            f"forward and backward): an HCML level step {level_gflop:.1f} GFLOP on average, HCML's joint step "
+            f"{gflop['hcml_joint']:.1f}, a plain R3D-18 step {gflop['classification']:.1f}, MSCL "
+            f"{gflop['mscl']:.1f} ({ratio['mscl']:.2f}x an HCML level step) and MCL {gflop['mcl']:.1f} "
+            f"({ratio['mcl']:.2f}x); the rate (counted FLOPs over the median step time): HCML's levels "
+            f"{level_rate:.0f} GFLOP/s, the plain R3D-18 step {rate['classification']:.0f}, MSCL {rate['mscl']:.0f}, "
+            f"MCL {rate['mcl']:.0f}.")
+    over = [m for m in ("mscl", "mcl") if ratio[m] > 2]
+    if over:
+        names = " and ".join(m.upper() for m in over)
+        text += (f" {names} {'do' if len(over) > 1 else 'does'} more than twice an HCML level step's arithmetic "
+                 "before any overhead: the encoders and key encoders their papers train and run cannot fit in 2x a "
+                 "level step, which back-propagates through part of the backbone only")
+        slower = [m for m in over if rate[m] < 0.9 * rate["classification"]]
+        text += ("; and " + ("neither runs" if len(over) > 1 else "it does not run") + " more than 10% below the "
+                 "plain backbone step's rate, so the time over the target is that work, not overhead around it"
+                 if not slower else
+                 "; " + " and ".join(m.upper() for m in slower) + " also run below the plain backbone step's rate "
+                 "by more than 10%: part of the time is overhead")
+        if level_rate > 1.1 * rate["classification"]:
+            text += (f". HCML's level steps run faster per FLOP than a whole-backbone step ({level_rate:.0f} against "
+                     f"{rate['classification']:.0f} GFLOP/s), which adds to the time ratio")
+        text += "."
+    return text
+
+
 def _ssl_step_cost() -> list[str]:
     """Where an MSCL and an MCL step spend their time against an HCML step (``ssl_step_profile.py``)."""
     prof = _load("ssl_step_profile_cpu")
@@ -1223,6 +1291,8 @@ def _ssl_step_cost() -> list[str]:
                  f"and loss, the step HCML takes once labels are there), MSCL {joint['mscl']:.2f}x and MCL "
                  f"{joint['mcl']:.2f}x (medians of the per-round ratios); the 2x target above is read against the "
                  "level steps, the HCML steps of the self-supervised comparison.")
+    if "gflop_per_step" in prof:
+        text += " " + _ssl_step_flops(prof)
     if "conv_weight_grad" in st:
         text += (f" Convolution weight gradients as `zoo train` computes them on this CPU "
                  f"(`conv_weight_grad: auto` -> `{st['conv_weight_grad']}`).")

@@ -2,6 +2,7 @@
 
     python benchmarks/ssl_moving_digits.py [--steps 40] [--batch-size 8] [--seeds 0 1 2] [--name ssl_moving_digits_cpu]
     python benchmarks/plot_ssl_curves.py      # the per-term curves of the JSON as a PNG beside it
+    python benchmarks/ssl_moving_digits.py --merge-from A B --name OUT   # the seeds of runs made apart, in one file
 
 All four use the same backbone (R3D-18, 8 frames 2 apart at 32 x 32), the same data (Moving-Digits:
 8 classes that differ only in motion, generated into ``$ZOO_HOME``), the same optimiser (SGD,
@@ -35,6 +36,10 @@ Writes ``benchmarks/results/<name>.json`` after every run (``status`` says wheth
 errors, first and last loss, median step time from the logged clips/s, wall times, the load at start
 and end, and ``curves``: every scalar the objective logged, per step), their ``summary`` over seeds,
 and ``comparison``: each method against random init (difference and two standard errors).
+
+``--merge-from`` joins results files of the same settings run apart (one seed each, in parallel processes):
+their runs, seed by seed, in one file with the summaries and comparison recomputed over all of them; the
+inputs' environments are kept under ``merged_from``.
 """
 from __future__ import annotations
 
@@ -211,6 +216,52 @@ def compare(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# settings that may differ between files merged into one: which seeds ran, and the threads each used
+_MERGE_FREE = ("seeds", "threads")
+# settings added after some results files were written, with the value every run had before them
+_SETTINGS_BEFORE_THEY_EXISTED = {"mscl_loss_weights": "official (every term 1)"}
+
+
+def merge(sources: list[str], name: str) -> dict[str, Any]:
+    """Join the results files ``sources`` (names under ``benchmarks/results``, same settings but the seeds)
+    into ``name``: every run of every method, by seed, with ``summary`` and ``comparison`` recomputed."""
+    files = []
+    for source in sources:
+        path = RESULTS_DIR / f"{source}.json"
+        if not path.is_file():
+            raise SystemExit(f"--merge-from: no results file {path}")
+        data = json.loads(path.read_text())
+        data["settings"] = {**_SETTINGS_BEFORE_THEY_EXISTED, **data["settings"]}
+        files.append((source, data))
+    first = files[0][1]["settings"]
+    for source, data in files[1:]:
+        differ = [k for k in set(first) | set(data["settings"])
+                  if k not in _MERGE_FREE and first.get(k) != data["settings"].get(k)]
+        if differ:
+            raise SystemExit(f"--merge-from: {source} differs from {files[0][0]} in {sorted(differ)}")
+    results: dict[str, Any] = {}
+    for source, data in files:
+        if data.get("status") != "done":
+            raise SystemExit(f"--merge-from: {source} is not done (status {data.get('status')!r})")
+        for method, entry in data["results"].items():
+            runs = results.setdefault(method, {"runs": []})["runs"]
+            seeds = {r["seed"] for r in runs}
+            for run_result in entry["runs"]:
+                if run_result["seed"] in seeds:
+                    raise SystemExit(f"--merge-from: {method} seed {run_result['seed']} is in more than one file")
+                runs.append(run_result)
+    for entry in results.values():
+        entry["runs"].sort(key=lambda r: r["seed"])
+        entry["summary"] = summarise(entry["runs"])
+    seeds = sorted({r["seed"] for entry in results.values() for r in entry["runs"]})
+    payload = {**files[0][1], "settings": {**first, "seeds": seeds}, "status": "done", "results": results,
+               "comparison": compare(results),
+               "merged_from": [{"name": source, "seeds": data["settings"]["seeds"], "env": data["env"],
+                                "threads": data["settings"].get("threads")} for source, data in files]}
+    write_result(name, payload)
+    return payload
+
+
 def mark_stopped(name: str, why: str) -> None:
     """Set the ``status`` of a results file whose job was stopped before all its runs (the runs in it stay)."""
     path = RESULTS_DIR / f"{name}.json"
@@ -316,9 +367,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="MSCL's term weights (zoo.methods.mscl.MSCL_TERMS; default: the official, all 1)")
     parser.add_argument("--budget-min", type=float, default=None,
                         help="start no new run after this many minutes (the file's status says so)")
+    parser.add_argument("--merge-from", nargs="+", metavar="NAME", default=None,
+                        help="only join these results files (same settings, other seeds) into --name")
     parser.add_argument("--mark-stopped", metavar="WHY", default=None,
                         help="only set the status of an existing results file whose job was stopped")
     args = parser.parse_args(argv)
+    if args.merge_from:
+        merge(args.merge_from, args.name)
+        print(RESULTS_DIR / f"{args.name}.json")
+        return
     if args.mark_stopped:
         mark_stopped(args.name, args.mark_stopped)
         return

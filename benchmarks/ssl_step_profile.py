@@ -16,6 +16,11 @@ queues of 256 keys). Three parts, all in one process:
   machine may be shared). Convolution weight gradients are computed as ``zoo train`` computes them on
   this CPU (``conv_weight_grad: auto``, ``zoo.layers.weight_grad``).
 - ``profile``: one step per method under ``torch.profiler`` (CPU), the top operators by self CPU time.
+- ``flops``: one step per method under ``torch.utils.flop_counter.FlopCounterMode``: the FLOPs of its matrix
+  products and convolutions, forward and backward (the operators that counter knows; elementwise work, the
+  reference cost volume's among it, is not counted), their ratio to an HCML step's, and the achieved GFLOP/s
+  (counted FLOPs over the median step time). A step ratio well above 2x with a FLOP ratio as high says the
+  time goes to the work the method does, not to overhead around it.
 - ``item``: the DataLoader side, a dataset item (``dataset[i]``) timed alone: the plain training set
   (HCML's), and MSCL's and MCL's views with flow (``wrap_train_set``), whose flow cache is built once
   beforehand (its build time is recorded apart: training only reads it).
@@ -111,6 +116,14 @@ class Runner:
         return [{"op": e.key, "self_cpu_ms": round(e.self_cpu_time_total / 1e3, 2),
                  "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in events[:top]]
 
+    def flops(self) -> int:
+        """Matrix-product and convolution FLOPs of one step, forward and backward (``FlopCounterMode``)."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            self.step()
+        return int(counter.get_total_flops())
+
     def item_time(self, count: int = 16) -> float:
         start = time.perf_counter()
         for i in range(count):
@@ -141,6 +154,8 @@ def run(rounds: int) -> dict[str, Any]:
             to_joint[m].append(this[m] / this["hcml_joint"])
     load_after_steps = os.getloadavg()[0]
     profiles = {k: r.profile() for k, r in runners.items()}
+    flops = {k: r.flops() for k, r in runners.items()}
+    hcml_flops = statistics.mean(flops[f"hcml_level{lv}"] for lv in (1, 2, 3))
     items = {"hcml": runners["hcml_level1"].item_time(), "mscl": runners["mscl"].item_time(),
              "mcl": runners["mcl"].item_time()}
     hcml_median = statistics.mean(statistics.median(times[f"hcml_level{lv}"]) for lv in (1, 2, 3))
@@ -164,6 +179,10 @@ def run(rounds: int) -> dict[str, Any]:
         "ratio_to_hcml_all": {m: [round(x, 3) for x in v] for m, v in ratios.items()},
         "ratio_to_hcml_joint_median": {m: round(statistics.median(v), 3) for m, v in to_joint.items()},
         "ratio_to_hcml_joint_all": {m: [round(x, 3) for x in v] for m, v in to_joint.items()},
+        "gflop_per_step": {k: round(v / 1e9, 2) for k, v in flops.items()},
+        "flop_ratio_to_hcml": {m: round(flops[m] / hcml_flops, 3) for m in ratios},
+        "flop_ratio_to_hcml_joint": {m: round(flops[m] / flops["hcml_joint"], 3) for m in ratios},
+        "gflop_per_s": {k: round(flops[k] / 1e9 / statistics.median(v), 1) for k, v in times.items()},
         "item_s_mean": {k: round(v, 4) for k, v in items.items()},
         "item_batch_s": {k: round(v * BATCH, 4) for k, v in items.items()},
         "flow_cache_wrap_s": {m: round(runners[m].wrap_s, 2) for m in ("mscl", "mcl")},
@@ -177,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="ssl_step_profile_cpu", help="results file name")
     args = parser.parse_args(argv)
     payload = run(args.rounds)
-    print({k: payload[k] for k in ("step_s_median", "ratio_to_hcml_median", "item_batch_s", "load_average_1m")})
+    print({k: payload[k] for k in ("step_s_median", "ratio_to_hcml_median", "flop_ratio_to_hcml", "gflop_per_s",
+                                  "item_batch_s", "load_average_1m")})
     for k, v in payload["profile_top"].items():
         print(k, [(e["op"], e["self_cpu_ms"]) for e in v[:6]])
     print(write_result(args.name, payload))
