@@ -14,6 +14,11 @@ the training transform to float ``(3, 16, 224, 224)``):
   ``--clips`` dataset items, started together after a warm-up item; clips per second of all of them together:
   the rate ``k`` workers could reach at best on this machine.
 
+- ``transfer``: what a DataLoader worker's hand-over costs by itself: a dataset whose items are filled tensors of
+  the training item's shape (float32 ``(3, 16, 224, 224)``, 9.6 MB, and the same in uint8), milliseconds per item
+  built in the process and through a DataLoader with 1 worker (batch size 1: the worker collates into shared
+  memory, the main process maps it).
+
 For ``k`` from 1 to the CPU count (at most 4), in ``--rounds`` rounds, the two kinds interleaved (the machine is
 shared); medians over the rounds. ``speed_up``: the rate over the 1-worker (1-process) rate of the same round;
 ``dataloader_of_ceiling``: the DataLoader's speed-up over the processes' at the same ``k``.
@@ -75,6 +80,41 @@ def process_rate(ds, processes: int, clips: int) -> dict:
             "clips_per_second": round(processes * clips / seconds, 2)}
 
 
+class FilledItems(torch.utils.data.Dataset):
+    """Items of the training item's shape, filled (no decoding): the DataLoader's hand-over alone."""
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+
+    def __len__(self) -> int:
+        return 1 << 20
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"video": torch.full((3, NUM_FRAMES, 224, 224), 1, dtype=self.dtype)}
+
+
+def transfer_cost(items: int = 100, rounds: int = 3) -> dict:
+    """Milliseconds per filled item: built in this process, and through a 1-worker DataLoader (medians)."""
+    out = {}
+    for dtype in (torch.float32, torch.uint8):
+        ds, bare, loader = FilledItems(dtype), [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for i in range(items):
+                ds[i]
+            bare.append((time.perf_counter() - start) / items * 1e3)
+            batches = iter(torch.utils.data.DataLoader(ds, batch_size=1, num_workers=1))
+            next(batches)
+            start = time.perf_counter()
+            for _ in range(items):
+                next(batches)
+            loader.append((time.perf_counter() - start) / items * 1e3)
+        out[str(dtype).replace("torch.", "")] = {"item_mib": round(ds[0]["video"].nbytes / 2**20, 2),
+                                                 "in_process_ms": round(statistics.median(bare), 2),
+                                                 "dataloader_1_worker_ms": round(statistics.median(loader), 2)}
+    return out
+
+
 def measure(ds, counts: list[int], rounds: int, clips: int) -> dict:
     runs: dict[str, list[list[dict]]] = {"dataloader": [], "processes": []}
     for r in range(rounds):
@@ -122,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
             results[size] = {"clips_per_process": clips, **measure(ds, counts, args.rounds, clips)}
             print(size, {k: [(r["count"], r["speed_up"]) for r in v] for k, v in results[size]["median"].items()},
                   flush=True)
+    transfer = transfer_cost()
+    print("transfer", transfer, flush=True)
     payload = {
         "benchmark": "DataLoader workers against independent processes (the machine's parallel ceiling)",
         "env": env_info("cpu"),
@@ -134,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                                                       f"{args.frames} frames at 30 fps" for s in sizes},
                      "threads": "1 torch thread and 1 decoding thread per process / worker"},
         "results": results,
+        "transfer": transfer,
     }
     print(write_result(args.name, payload))
 
