@@ -44,6 +44,9 @@ Groups:
 - ``temporal_conv``: PyTorch's ``conv3d`` against ``zoo.layers.use_conv2d_for_temporal_convs`` (what the recipes'
   ``temporal_conv`` setting switches: ``kt x 1 x 1`` convolutions as 2-D ones) for ``r2plus1d_18`` (the group's
   size) and ``s3d`` (16 x 112 x 112, batch 2), the featured models with temporal convolutions.
+- ``cpu_bf16``: float32 against bf16 autocast on a CPU (what ``amp: bf16`` does there, on a CPU that computes
+  bf16 in hardware) for ``r2d_18`` and HCML's joint step at the quickstart's clips (8 x 48 x 48, batch 8) and at
+  the group's size, and ``r3d_18``.
 - ``gpu``: ``--model`` (default ``hcml_r2d_50``) at the CUDA sizes: its backbone, the joint step with the reference
   kernels and with the Triton kernels, and the deployed model; ``gpu_compile``: the joint step with the Triton
   kernels, eager and compiled (``benchmarks/gpu_suite.sh`` runs the two apart, so that a compile running out of
@@ -81,6 +84,7 @@ from _common import RESULTS_DIR, device_slug, env_info, proc_status_mib, write_r
 NUM_CLASSES = 10
 TINY_HCML = {"levels": (1, 2), "max_displacement": 1, "displacement_stride": 1}
 TINY_TRITON_INPUT = (3, 16, 1)  # the Triton interpreter runs one program at a time: the smallest clip HCML takes
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CPU_TARGETS = {"hcml_joint_vs_backbone_max": 1.25, "hcml_deployed_vs_backbone_max": 1.12,
                "zoo_vs_torchvision_max": 1.02}
 
@@ -103,6 +107,7 @@ class Case:
             ``conv_weight_grad: conv`` does); otherwise PyTorch's own kernel.
         temporal_conv: temporal convolutions as 2-D ones (``zoo.layers.use_conv2d_for_temporal_convs``, what the
             engine's ``temporal_conv: conv2d`` does); otherwise PyTorch's ``conv3d``.
+        amp: this case's autocast dtype (``none``, ``bf16``, ``fp16``) where it differs from the run's ``--amp``.
         baseline: the case this one is compared with.
         target: the ratio to the baseline this case must not exceed (None: no target).
         input: ``(frames, size, batch)`` when it differs from the group's.
@@ -119,6 +124,7 @@ class Case:
     channels_last: bool = False
     weight_grad: bool = False
     temporal_conv: bool = False
+    amp: str | None = None
     baseline: str | None = None
     target: float | None = None
     input: tuple[int, int, int] | None = None
@@ -231,6 +237,25 @@ def group_temporal_conv(settings: dict) -> list[Case]:
     return cases
 
 
+def group_cpu_bf16(settings: dict) -> list[Case]:
+    """float32 against bf16 autocast on a CPU (what a recipe's ``amp: bf16`` does there): ``r2d_18`` and HCML's joint
+    step at the quickstart's clips and at the group's size, ``r3d_18`` at the group's size."""
+    kw = _hcml_kwargs(settings)
+    joint = {"stage": "joint"}
+    quick = (8, 32, 2) if settings["dry_run"] else (8, 48, 8)
+    cases = []
+    for name, model, objective, cfg, shape in (
+            ("r2d_18.48px", "r2d_18", "classification", {}, quick),
+            ("hcml_r2d_18.joint.48px", "hcml_r2d_18", "hcml", joint, quick),
+            ("r2d_18", "r2d_18", "classification", {}, None),
+            ("hcml_r2d_18.joint", "hcml_r2d_18", "hcml", joint, None),
+            ("r3d_18", "r3d_18", "classification", {}, None)):
+        extra = kw if model.startswith("hcml") else {}
+        cases += [Case(name, model, objective, cfg, extra, amp="none", input=shape),
+                  Case(f"{name}.bf16", model, objective, cfg, extra, amp="bf16", baseline=name, input=shape)]
+    return cases
+
+
 def group_gpu(settings: dict) -> list[Case]:
     name = settings["model"]
     kw = _hcml_kwargs(settings)
@@ -261,7 +286,7 @@ def group_gpu_compile(settings: dict) -> list[Case]:
 GROUPS: dict[str, Callable[[dict], list[Case]]] = {
     "hcml": group_hcml, "backbones": group_backbones, "peers": group_peers, "peers_video": group_peers_video,
     "compile": group_compile, "channels_last": group_channels_last, "weight_grad": group_weight_grad,
-    "temporal_conv": group_temporal_conv,
+    "temporal_conv": group_temporal_conv, "cpu_bf16": group_cpu_bf16,
     "gpu": group_gpu, "gpu_compile": group_gpu_compile,
 }
 DEFAULT_GROUPS = {"cpu": ["hcml", "peers", "channels_last"], "cuda": ["gpu"]}
@@ -355,8 +380,8 @@ def build_case(case: Case, settings: dict) -> Built:
     if case.channels_last:
         clips = clips.contiguous(memory_format=torch.channels_last_3d)
     labels = torch.randint(0, NUM_CLASSES, (batch,), generator=gen).to(device)
-    autocast = torch.autocast(device.type, dtype=settings["amp"]) if settings["amp"] is not None else \
-        contextlib.nullcontext()
+    amp = settings["amp"] if case.amp is None else AMP_DTYPES[case.amp]
+    autocast = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
     cuda = device.type == "cuda"
 
     def step() -> None:
@@ -454,6 +479,7 @@ def run_group(name: str, settings: dict) -> dict:
                                                                          if "stage" in c.objective_cfg else {}),
             "deployed": c.deploy, "kernels": c.kernels, "compiled": c.compile, "channels_last": c.channels_last,
             "weight_grad": c.weight_grad, "temporal_conv": c.temporal_conv,
+            "amp": c.amp or next(k for k, v in AMP_DTYPES.items() if v == settings["amp"]),
             "frames": frames, "size": size, "batch": batch, "trainable_params_m": round(b.params_m, 3),
             "median_ms": round(1e3 * median_s, 2), "min_ms": round(1e3 * min(b.times), 2),
             "median_cpu_ms": round(1e3 * statistics.median(b.cpu_times), 2),
@@ -580,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     settings: dict[str, Any] = {**defaults, **given}
     amp = args.amp or ("bf16" if cuda else "none")
     settings.update(device=torch.device(args.device), cuda=cuda, dry_run=args.dry_run,
-                    amp={"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp],
+                    amp=AMP_DTYPES[amp],
                     backbones=args.backbones or (["r2d_50", "r2plus1d_18", "s3d"] if cuda else ["r2d_50"]),
                     model=args.model if not args.dry_run or args.model != "hcml_r2d_50" else "hcml_r2d_18")
     if not cuda:

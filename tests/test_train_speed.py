@@ -277,7 +277,8 @@ def test_train_step_benchmark_dry_run(tmp_path, monkeypatch):
         sys.modules.pop(module, None)
     import train_step
 
-    assert train_step.main(["--dry-run", "--groups", "hcml", "peers", "channels_last", "--name", "steps"]) == 0
+    assert train_step.main(["--dry-run", "--groups", "hcml", "peers", "channels_last", "cpu_bf16", "--name",
+                            "steps"]) == 0
     groups = json.loads((tmp_path / "steps.json").read_text())["groups"]
     hcml = {c["name"]: c for c in groups["hcml"]["cases"]}
     assert {"r2d_18", "hcml_r2d_18.joint", "hcml_r2d_18.deployed", "hcml_r2d_18.level1"} <= set(hcml)
@@ -288,6 +289,10 @@ def test_train_step_benchmark_dry_run(tmp_path, monkeypatch):
     assert all(c["peak_mib"] is None or c["peak_mib"] >= 0 for g in groups.values() for c in g["cases"])
     channels_last = {c["name"]: c for c in groups["channels_last"]["cases"]}
     assert channels_last["hcml_r2d_18.joint.channels_last"]["channels_last"]
+    bf16 = {c["name"]: c for c in groups["cpu_bf16"]["cases"]}
+    assert bf16["r2d_18.48px"]["amp"] == "none" and bf16["r2d_18.48px.bf16"]["amp"] == "bf16"
+    assert bf16["hcml_r2d_18.joint.bf16"]["baseline"] == "hcml_r2d_18.joint"
+    assert groups["hcml"]["cases"][0]["amp"] == "none"
 
 
 @pytest.mark.parametrize("name", ["sgd", "adamw"])
@@ -329,3 +334,39 @@ def test_info_nce_torch_path_computes_in_float32_under_autocast():
         torch.testing.assert_close(mixed, plain)
         for a, b in zip(torch.autograd.grad(mixed, [q, k]), torch.autograd.grad(plain, [q, k])):
             torch.testing.assert_close(a, b)
+
+
+def test_cpu_bf16_autocasts_only_where_the_cpu_computes_bf16(monkeypatch, caplog):
+    """amp on a CPU: auto and none stay float32; bf16 autocasts in bf16 where the CPU has bf16 arithmetic, and
+    falls back to float32 with a warning where bf16 would be emulated; fp16 is CUDA-only."""
+    from zoo.train import runtime
+
+    cpu = torch.device("cpu")
+    assert runtime.resolve_amp("auto", cpu) is None and runtime.resolve_amp("none", cpu) is None
+    assert runtime.resolve_amp("fp16", cpu) is None
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert runtime.resolve_amp("bf16", cpu) is torch.bfloat16
+    assert runtime.resolve_amp("auto", cpu) is None
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="zoo.train.runtime"):
+        assert runtime.resolve_amp("bf16", cpu) is None
+    assert "no bf16 arithmetic" in caplog.text and "training in float32" in caplog.text
+
+
+def test_training_in_bf16_on_a_cpu(tmp_path, monkeypatch):
+    """amp: bf16 on a CPU with bf16 arithmetic trains HCML's joint step under bf16 autocast: the first step's loss is
+    the float32 one to bf16's precision, not the same number; validation runs under the same autocast."""
+    from zoo.train import Trainer, runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    losses, accuracy = {}, {}
+    for amp in ("none", "bf16"):
+        trainer = Trainer(recipe_from_dict(_recipe(tmp_path / amp, amp=amp)))
+        result = trainer.run()
+        assert trainer.amp_dtype is (torch.bfloat16 if amp == "bf16" else None)
+        rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+        losses[amp] = next(r["loss"] for r in rows if r.get("kind") == "train")
+        accuracy[amp] = result.metrics["top1"]
+    assert losses["bf16"] != losses["none"]
+    assert losses["bf16"] == pytest.approx(losses["none"], rel=5e-2)
+    assert 0.0 <= accuracy["bf16"] <= 100.0

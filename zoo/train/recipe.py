@@ -218,7 +218,9 @@ class Recipe:
     device: str = "auto"
     """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
     amp: str = "auto"
-    """Mixed precision: ``auto`` (bf16 on CUDA when supported, else fp16; none on CPU), ``bf16``, ``fp16``, ``none``."""
+    """Mixed precision: ``auto`` (bf16 on CUDA when supported, else fp16; none on CPU), ``bf16``, ``fp16``, ``none``.
+    On a CPU ``bf16`` autocasts where the CPU computes bf16 in hardware (AVX512_BF16, AMX, Arm BF16; float32 with a
+    warning elsewhere, where it would be emulated and slower); ``fp16`` is CUDA-only."""
     channels_last: bool | None = None
     """Channels-last memory format (``channels_last_3d`` for the clips and 3-D convs, ``channels_last`` for 2-D
     ones); default: on CUDA only (on a CPU it speeds up R2D's per-frame convs and slows 3x3x3 ones:

@@ -22,7 +22,8 @@ from ..layers.temporal_conv import default_temporal_conv_mode, use_conv2d_for_te
 from ..layers.weight_grad import default_weight_grad_mode, use_weight_grad_as_conv
 from ..utils.distributed import DistInfo, init_distributed
 
-__all__ = ["Runtime", "setup_runtime", "resolve_device", "resolve_amp", "convert_batchnorm", "in_main_thread",
+__all__ = ["Runtime", "setup_runtime", "resolve_device", "resolve_amp", "cpu_has_native_bf16", "convert_batchnorm",
+           "in_main_thread",
            "to_channels_last", "CompiledObjective", "COMPILE_MODES", "conv3d_precision_warning"]
 
 _logger = logging.getLogger(__name__)
@@ -78,11 +79,29 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (x86 AVX512_BF16 or AMX-BF16, Arm BF16): oneDNN's bf16
+    convolutions and matmuls then run faster than float32; without it they are emulated, slower than float32."""
+    caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return any(bool(caps.get(key)) for key in ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16"))
+
+
 def resolve_amp(spec: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``amp`` on ``device``: bf16/fp16 on CUDA, None (full precision) on CPU."""
+    """The autocast dtype of ``amp`` on ``device`` (None: float32).
+
+    CUDA: ``auto`` is bf16 where the GPU has it, else fp16; ``bf16`` / ``fp16`` as asked. CPU: ``auto`` stays
+    float32 (the same numbers on every host); ``bf16`` autocasts in bf16 where the CPU computes bf16 in hardware
+    (:func:`cpu_has_native_bf16`) and falls back to float32, with a warning, where it would be emulated (slower
+    than float32); ``fp16`` is CUDA-only (float32, with a note).
+    """
     if device.type != "cuda" or spec == "none":
-        if spec in ("bf16", "fp16") and device.type != "cuda":
-            _logger.info("amp=%s applies to CUDA only; training in float32 on %s", spec, device)
+        if device.type != "cuda" and spec == "bf16":
+            if cpu_has_native_bf16():
+                return torch.bfloat16
+            _logger.warning("amp=bf16: this CPU has no bf16 arithmetic (AVX512_BF16, AMX or Arm BF16), so bf16 "
+                            "autocast would be emulated and slower than float32; training in float32")
+        elif spec == "fp16" and device.type != "cuda":
+            _logger.info("amp=fp16 applies to CUDA only; training in float32 on %s", device)
         return None
     if spec == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
