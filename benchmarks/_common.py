@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from zoo.train.runtime import cpu_has_native_bf16
+
 RESULTS_DIR = Path(os.environ.get("ZOO_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
 """Where the JSON files go: ``benchmarks/results/``, or ``$ZOO_BENCH_RESULTS`` (dry runs write to a temporary one)."""
 
@@ -95,6 +97,7 @@ def env_info(device: str | torch.device = "cpu") -> dict:
         "device": str(torch.device(device)),
         "device_name": device_name(device),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2 / AVX512 / ...: oneDNN's kernels differ
+        "cpu_bf16": cpu_has_native_bf16(),  # whether amp: bf16 autocasts on this CPU (else float32)
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
