@@ -451,16 +451,17 @@ _STEP_TITLES = {
     "channels_last": "Contiguous against channels-last",
     "weight_grad": "PyTorch's convolution weight gradients against the gradients as convolutions (`conv_weight_grad`)",
     "temporal_conv": "PyTorch's conv3d against temporal convolutions as 2-D ones (`temporal_conv`)",
+    "cpu_bf16": "float32 against bf16 autocast on a CPU (`amp: bf16`)",
 }
 
 
 def train_step_section() -> list[str]:
     """``benchmarks/train_step.py``: whole training steps, interleaved, as ratios to the step they compare with."""
-    files = [(name, data) for name in ("train_step_cpu", "train_step_weight_grad_cpu")
+    files = [(name, data) for name in ("train_step_cpu", "train_step_weight_grad_cpu", "train_step_s3d_cpu")
              if (data := _load(name)) and data.get("groups")]
     if not files:
         return []
-    out = ["### Training steps on CPU (forward + backward + SGD step, float32)", "",
+    out = ["### Training steps on CPU (forward + backward + SGD step, float32 unless a step's name ends in .bf16)", "",
            "`benchmarks/train_step.py`: the cases of a group are built together and stepped in interleaved rounds "
            "(every case once per round, after warm-up steps; every other round in reverse order), so that a machine's "
            "changing load hits them alike; "
@@ -484,6 +485,11 @@ def train_step_section() -> list[str]:
                     + ", ".join(f"`{k}` {v:.0f} s" for k, v in first.items()) + "."]
         if name == "weight_grad":
             out += ["", *_weight_grad_lines()]
+        if name == "cpu_bf16" and "cpu_bf16" in group["env"]:
+            out += ["", "This CPU " + ("computes bf16 in hardware (`zoo.train.runtime.cpu_has_native_bf16`): what "
+                                       "`amp: bf16` trains with here." if group["env"]["cpu_bf16"] else
+                                       "has no bf16 arithmetic: these bf16 steps are emulated, and `amp: bf16` "
+                                       "trains in float32 here.")]
         out += ["", f"<sub>{group['env']['device_name']}, torch {group['env']['torch']}, "
                 f"{group['settings']['threads']} thread(s), {group['settings']['steps']} rounds, {load}, "
                 f"revision {group['env']['git_revision'][:7]}.</sub>", ""]
@@ -694,7 +700,36 @@ def quickstart_section() -> list[str]:
         out += [f"The machine's speed during these runs: one training step of the plain R2D-18 on the quickstart's "
                 f"batch (8 clips of 8 x 48 x 48) took {ref['before']:.0f} ms before and {ref['after']:.0f} ms after "
                 "(`reference_step_ms`); the same code's wall times scale with it from one host or day to another.", ""]
-    return out + [_where(data, "quickstart_cpu"), ""]
+    return out + [_where(data, "quickstart_cpu"), "", *_quickstart_bf16_lines(data)]
+
+
+def _quickstart_bf16_lines(fp32: dict) -> list[str]:
+    """``quickstart.py amp=bf16 --name quickstart_bf16_cpu``: the same two runs under bf16 autocast, read against the
+    float32 runs by wall time where both ran on the same kind of CPU, else by the hosts' reference steps."""
+    data = _load("quickstart_bf16_cpu")
+    if not data:
+        return []
+    env, env32 = data["env"], fp32["env"]
+    bf16 = env.get("cpu_bf16")
+    parts = []
+    for key, r in data["runs"].items():
+        r32 = fp32["runs"][key]
+        same_host = (env.get("device_name"), env.get("cpu_capability")) == (env32.get("device_name"),
+                                                                           env32.get("cpu_capability"))
+        steps = (f"{r['wall_time_in_reference_steps']} float32 reference steps of the machine at its start, against "
+                 f"{r32['wall_time_in_reference_steps']} for the float32 run")
+        versus = (f"{r['wall_time_s'] / r32['wall_time_s']:.2f}x the float32 run's {r32['wall_time_s'] / 60:.1f} min; "
+                  + steps if same_host else steps)
+        parts.append(f"`{r['recipe']}` {r['top1']:.1f}% top-1 in {r['wall_time_s'] / 60:.1f} min ({versus})")
+    met = data["meets_target"]
+    how = ("a CPU with bf16 arithmetic" if bf16 else "a CPU without bf16 arithmetic, so it trained in float32"
+           if bf16 is False else "a CPU not recorded")
+    return [f"With `amp=bf16` (`zoo train recipes/quickstart.yaml amp=bf16`, on {how}): " + "; ".join(parts)
+            + f". Accuracy targets {'met' if met['hcml_top1'] and met['baseline_near_chance'] else 'not met'}; "
+            f"5 minutes {'met' if met['hcml_time'] and met['baseline_time'] else 'not met'}. Runs one after the other "
+            "on a shared machine differ by its load as much as by their precision: the interleaved steps of "
+            "`train_step.py`'s `cpu_bf16` group are the measure of what bf16 saves.", "",
+            _where(data, "quickstart_bf16_cpu"), ""]
 
 
 def _levels_text(values: list) -> str:

@@ -2,7 +2,8 @@
 
     python benchmarks/train_step.py [--device cpu|cuda] [--groups G ...] [--frames T] [--size S] [--batch B]
                                     [--steps N] [--warmup W] [--threads N] [--amp none|bf16|fp16]
-                                    [--backbones M ...] [--model M] [--merge] [--name NAME] [--dry-run]
+                                    [--backbones M ...] [--model M] [--cases C ...] [--merge] [--name NAME]
+                                    [--dry-run]
 
 Writes ``benchmarks/results/<name>.json`` (default ``train_step_<device>``): per group of cases, the median time of
 a step (the engine's optimizer: ``zoo.train.optim.build_optimizer``, SGD with momentum, fused), clips/s, the
@@ -443,6 +444,11 @@ def _median_ratio(a: list[float], b: list[float]) -> float:
 def run_group(name: str, settings: dict) -> dict:
     device = settings["device"]
     cases = GROUPS[name](settings)
+    if settings.get("cases"):  # only these cases, with the baselines they are compared with
+        wanted = set(settings["cases"]) | {c.baseline for c in cases if c.name in settings["cases"] and c.baseline}
+        cases = [c for c in cases if c.name in wanted]
+        if not cases:
+            raise SystemExit(f"--cases {settings['cases']}: none is a case of group {name!r}")
     load_before = os.getloadavg()
     start = time.perf_counter()
     built = []
@@ -588,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", choices=["none", "bf16", "fp16"], help="autocast dtype (default: bf16 on CUDA)")
     parser.add_argument("--backbones", nargs="*", default=None, help="the backbones group's models")
     parser.add_argument("--model", default="hcml_r2d_50", help="the gpu group's HCML model")
+    parser.add_argument("--cases", nargs="*", default=None, help="only these cases of the groups (and their baselines)")
     parser.add_argument("--merge", action="store_true", help="keep the other groups of an existing JSON")
     parser.add_argument("--name", default=None, help="result file name (default train_step_<device>)")
     parser.add_argument("--dry-run", action="store_true", help="tiny sizes, one round: check that it runs")
@@ -605,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     given = {k: getattr(args, k) for k in defaults if getattr(args, k) is not None}
     settings: dict[str, Any] = {**defaults, **given}
     amp = args.amp or ("bf16" if cuda else "none")
-    settings.update(device=torch.device(args.device), cuda=cuda, dry_run=args.dry_run,
+    settings.update(device=torch.device(args.device), cuda=cuda, dry_run=args.dry_run, cases=args.cases,
                     amp=AMP_DTYPES[amp],
                     backbones=args.backbones or (["r2d_50", "r2plus1d_18", "s3d"] if cuda else ["r2d_50"]),
                     model=args.model if not args.dry_run or args.model != "hcml_r2d_50" else "hcml_r2d_18")
