@@ -471,7 +471,9 @@ def train_step_section() -> list[str]:
     groups = [(name, group) for _, data in files for name, group in data["groups"].items()]
     for name, group in groups:
         load = f"load {group['load_average_before'][0]} -> {group['load_average_after'][0]}"
-        out += [f"#### {_STEP_TITLES.get(name, name)}", ""]
+        only = group["settings"].get("cases")
+        again = f": {', '.join(f'`{c}`' for c in only)} again, {group['settings']['steps']} rounds" if only else ""
+        out += [f"#### {_STEP_TITLES.get(name, name)}{again}", ""]
         out += _table(_STEP_HEADER, _step_rows(group))
         if name == "hcml" and group.get("profile"):
             parts = group["profile"]["parts"]
