@@ -23,8 +23,7 @@ from ..layers.weight_grad import default_weight_grad_mode, use_weight_grad_as_co
 from ..utils.distributed import DistInfo, init_distributed
 
 __all__ = ["Runtime", "setup_runtime", "resolve_device", "resolve_amp", "cpu_has_native_bf16", "convert_batchnorm",
-           "in_main_thread",
-           "to_channels_last", "CompiledObjective", "COMPILE_MODES", "conv3d_precision_warning"]
+           "in_main_thread", "to_channels_last", "CompiledObjective", "COMPILE_MODES", "conv3d_precision_warning"]
 
 _logger = logging.getLogger(__name__)
 
@@ -94,14 +93,16 @@ def resolve_amp(spec: str, device: torch.device) -> torch.dtype | None:
     (:func:`cpu_has_native_bf16`) and falls back to float32, with a warning, where it would be emulated (slower
     than float32); ``fp16`` is CUDA-only (float32, with a note).
     """
-    if device.type != "cuda" or spec == "none":
-        if device.type != "cuda" and spec == "bf16":
+    if device.type != "cuda":
+        if spec == "bf16":
             if cpu_has_native_bf16():
                 return torch.bfloat16
             _logger.warning("amp=bf16: this CPU has no bf16 arithmetic (AVX512_BF16, AMX or Arm BF16), so bf16 "
                             "autocast would be emulated and slower than float32; training in float32")
-        elif spec == "fp16" and device.type != "cuda":
+        elif spec == "fp16":
             _logger.info("amp=fp16 applies to CUDA only; training in float32 on %s", device)
+        return None
+    if spec == "none":
         return None
     if spec == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
