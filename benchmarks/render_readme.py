@@ -487,6 +487,11 @@ def train_step_section() -> list[str]:
                     + ", ".join(f"`{k}` {v:.0f} s" for k, v in first.items()) + "."]
         if name == "weight_grad":
             out += ["", *_weight_grad_lines()]
+        if name == "backbones":
+            out += ["", "Each backbone at the group's clips or at the fewest frames its HCML model trains on (12 "
+                    "where a contrastive level needs them), as built: PyTorch's own conv3d for the temporal "
+                    "convolutions (the engine's `temporal_conv` switch is measured apart). MViT is left out on a CPU: "
+                    "it takes 16 x 224 x 224 clips only (its plain step is in the torchvision table)."]
         if name == "cpu_bf16" and "cpu_bf16" in group["env"]:
             out += ["", "This CPU " + ("computes bf16 in hardware (`zoo.train.runtime.cpu_has_native_bf16`): what "
                                        "`amp: bf16` trains with here." if group["env"]["cpu_bf16"] else
