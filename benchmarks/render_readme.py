@@ -718,11 +718,11 @@ def _quickstart_bf16_lines(fp32: dict) -> list[str]:
         return []
     env, env32 = data["env"], fp32["env"]
     bf16 = env.get("cpu_bf16")
+    same_host = (env.get("device_name"), env.get("cpu_capability")) == (env32.get("device_name"),
+                                                                       env32.get("cpu_capability"))
     parts = []
     for key, r in data["runs"].items():
         r32 = fp32["runs"][key]
-        same_host = (env.get("device_name"), env.get("cpu_capability")) == (env32.get("device_name"),
-                                                                           env32.get("cpu_capability"))
         steps = (f"{r['wall_time_in_reference_steps']} float32 reference steps of the machine at its start, against "
                  f"{r32['wall_time_in_reference_steps']} for the float32 run")
         versus = (f"{r['wall_time_s'] / r32['wall_time_s']:.2f}x the float32 run's {r32['wall_time_s'] / 60:.1f} min; "

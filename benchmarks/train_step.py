@@ -210,23 +210,29 @@ def group_channels_last(settings: dict) -> list[Case]:
             Case("r3d_18", "r3d_18"), Case("r3d_18.channels_last", "r3d_18", channels_last=True, baseline="r3d_18")]
 
 
-def group_weight_grad(settings: dict) -> list[Case]:
+def _switched_pairs(settings: dict, steps: list[tuple], suffix: str, base: dict[str, Any],
+                    switched: dict[str, Any]) -> list[Case]:
+    """For each ``(name, model, objective, objective_cfg, input)`` step: the step with the ``base`` Case settings, and
+    ``<name>.<suffix>`` with the ``switched`` ones, compared with it."""
     kw = _hcml_kwargs(settings)
+    cases = []
+    for name, model, objective, cfg, shape in steps:
+        extra = kw if model.startswith("hcml") else {}
+        cases += [Case(name, model, objective, cfg, extra, input=shape, **base),
+                  Case(f"{name}.{suffix}", model, objective, cfg, extra, baseline=name, input=shape, **switched)]
+    return cases
+
+
+def group_weight_grad(settings: dict) -> list[Case]:
     joint = {"stage": "joint"}
     # the quickstart's clips (8 x 48 x 48, batch 8), the SSL benchmarks' (8 x 32 x 32, batch 8), the default 112 px
     quick, ssl = ((8, 32, 2), (8, 32, 2)) if settings["dry_run"] else ((8, 48, 8), (8, 32, 8))
-    cases = []
-    for name, model, objective, cfg, shape in (
-            ("r2d_18.48px", "r2d_18", "classification", {}, quick),
-            ("hcml_r2d_18.joint.48px", "hcml_r2d_18", "hcml", joint, quick),
-            ("r3d_18.32px", "r3d_18", "classification", {}, ssl),
-            ("r3d_18", "r3d_18", "classification", {}, None),
-            ("r2plus1d_18", "r2plus1d_18", "classification", {}, None)):
-        extra = kw if model.startswith("hcml") else {}
-        cases += [Case(name, model, objective, cfg, extra, input=shape),
-                  Case(f"{name}.weight_grad", model, objective, cfg, extra, weight_grad=True, baseline=name,
-                       input=shape)]
-    return cases
+    return _switched_pairs(settings, [
+        ("r2d_18.48px", "r2d_18", "classification", {}, quick),
+        ("hcml_r2d_18.joint.48px", "hcml_r2d_18", "hcml", joint, quick),
+        ("r3d_18.32px", "r3d_18", "classification", {}, ssl),
+        ("r3d_18", "r3d_18", "classification", {}, None),
+        ("r2plus1d_18", "r2plus1d_18", "classification", {}, None)], "weight_grad", {}, {"weight_grad": True})
 
 
 def group_temporal_conv(settings: dict) -> list[Case]:
@@ -241,20 +247,14 @@ def group_temporal_conv(settings: dict) -> list[Case]:
 def group_cpu_bf16(settings: dict) -> list[Case]:
     """float32 against bf16 autocast on a CPU (what a recipe's ``amp: bf16`` does there): ``r2d_18`` and HCML's joint
     step at the quickstart's clips and at the group's size, ``r3d_18`` at the group's size."""
-    kw = _hcml_kwargs(settings)
     joint = {"stage": "joint"}
     quick = (8, 32, 2) if settings["dry_run"] else (8, 48, 8)
-    cases = []
-    for name, model, objective, cfg, shape in (
-            ("r2d_18.48px", "r2d_18", "classification", {}, quick),
-            ("hcml_r2d_18.joint.48px", "hcml_r2d_18", "hcml", joint, quick),
-            ("r2d_18", "r2d_18", "classification", {}, None),
-            ("hcml_r2d_18.joint", "hcml_r2d_18", "hcml", joint, None),
-            ("r3d_18", "r3d_18", "classification", {}, None)):
-        extra = kw if model.startswith("hcml") else {}
-        cases += [Case(name, model, objective, cfg, extra, amp="none", input=shape),
-                  Case(f"{name}.bf16", model, objective, cfg, extra, amp="bf16", baseline=name, input=shape)]
-    return cases
+    return _switched_pairs(settings, [
+        ("r2d_18.48px", "r2d_18", "classification", {}, quick),
+        ("hcml_r2d_18.joint.48px", "hcml_r2d_18", "hcml", joint, quick),
+        ("r2d_18", "r2d_18", "classification", {}, None),
+        ("hcml_r2d_18.joint", "hcml_r2d_18", "hcml", joint, None),
+        ("r3d_18", "r3d_18", "classification", {}, None)], "bf16", {"amp": "none"}, {"amp": "bf16"})
 
 
 def group_gpu(settings: dict) -> list[Case]:
